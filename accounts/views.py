@@ -1,0 +1,42 @@
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.decorators import login_required
+from django.contrib.staticfiles import finders
+from django.http import FileResponse, HttpResponse, JsonResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.cache import cache_control
+from django.views.decorators.http import require_GET
+
+from .forms import LoginForm
+
+
+@require_GET
+def healthz(request):
+    return JsonResponse({"status": "ok"})
+
+
+@login_required
+def landing(request):
+    if request.user.role == "operator" and request.user.is_active:
+        return redirect("operator-dashboard")
+    if request.user.role == "therapist":
+        return redirect("therapist-dashboard")
+    return forbidden(request)
+
+
+class LoginView(auth_views.LoginView):
+    form_class = LoginForm
+    template_name = "registration/login.html"
+    redirect_authenticated_user = True
+
+
+def forbidden(request, exception=None):
+    return render(request, "403.html", status=403)
+
+
+@require_GET
+@cache_control(max_age=86400, public=True)
+def favicon(request):
+    path = finders.find("favicon.svg")
+    if not path:
+        return HttpResponse(status=404)
+    return FileResponse(open(path, "rb"), content_type="image/svg+xml")

@@ -1,0 +1,23 @@
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from accounts import views as account_views
+from scheduling.api.views import EnableTherapistView
+
+urlpatterns = [
+    path("healthz", account_views.healthz, name="healthz"),
+    path("", account_views.landing, name="landing"),
+    path("accounts/", include("accounts.page_urls")),
+    path("", include("scheduling.page_urls")),
+    path("admin/", admin.site.urls),
+    path("api/accounts/therapists/<int:pk>/enable/", EnableTherapistView.as_view(), name="api-therapist-enable"),
+    path("api/accounts/", include("accounts.urls")),
+    path("api/scheduling/", include("scheduling.api.urls")),
+    path("api/notifications/", include("notifications.urls")),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("favicon.ico", account_views.favicon, name="favicon"),
+]
+
+handler403 = "accounts.views.forbidden"

@@ -1,0 +1,45 @@
+"""The dashboard socket: one per open page, fed by notifications.realtime."""
+
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+
+from .realtime import OPERATORS_GROUP, user_group
+
+CLOSE_DISABLED = 4403
+
+
+class DashboardConsumer(AsyncJsonWebsocketConsumer):
+    async def connect(self):
+        user = self.scope.get("user")
+        if not user or not user.is_authenticated or not user.is_active or user.role not in ("operator", "therapist"):
+            await self.close()  # before accept: the handshake is refused (403)
+            return
+        self.groups_joined = [user_group(user.id)]
+        if user.role == "operator":
+            self.groups_joined.append(OPERATORS_GROUP)
+        for group in self.groups_joined:
+            await self.channel_layer.group_add(group, self.channel_name)
+        await self.accept()
+
+    async def disconnect(self, code):
+        for group in getattr(self, "groups_joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive_json(self, content, **kwargs):
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"type": "pong"})
+
+    async def appointment_event(self, message):
+        await self.send_json(message)
+
+    async def notification(self, message):
+        await self.send_json(message)
+
+    async def account_disabled(self, message):
+        await self.close(code=CLOSE_DISABLED)
+
+    @classmethod
+    async def decode_json(cls, text_data):
+        try:
+            return await super().decode_json(text_data)
+        except ValueError:
+            return None

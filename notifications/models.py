@@ -1,0 +1,29 @@
+from django.conf import settings
+from django.db import models
+
+
+class Notification(models.Model):
+    """A message for one person, shown in the bell and pushed over the socket."""
+
+    recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
+    kind = models.CharField(max_length=40)
+    # A string reference: notifications never imports scheduling.
+    appointment = models.ForeignKey(
+        "scheduling.Appointment", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
+    )
+    message = models.CharField(max_length=1000)
+    created_at = models.DateTimeField(db_index=True)
+    read_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["recipient", "read_at", "-id"], name="notif_recipient_unread"),
+        ]
+
+    def __str__(self) -> str:
+        return f"to {self.recipient_id}: {self.message[:60]}"
+
+    @property
+    def is_read(self) -> bool:
+        return self.read_at is not None

@@ -1,0 +1,9 @@
+from django.urls import path
+
+from . import api
+
+urlpatterns = [
+    path("", api.NotificationListView.as_view(), name="api-notifications"),
+    path("<int:pk>/read/", api.NotificationReadView.as_view(), name="api-notification-read"),
+    path("read_all/", api.NotificationReadAllView.as_view(), name="api-notifications-read-all"),
+]

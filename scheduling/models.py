@@ -1,0 +1,213 @@
+"""Bookings and their history.
+
+Nothing outside `scheduling/workflow.py` changes an appointment's status.
+"""
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+
+class Client(models.Model):
+    name = models.CharField(max_length=200)
+    phone = models.CharField(max_length=32)
+    email = models.EmailField(blank=True)
+    address = models.CharField(max_length=500, blank=True)
+    notes = models.TextField(blank=True, max_length=2000)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name", "id"]
+        indexes = [models.Index(fields=["name"]), models.Index(fields=["phone"])]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Service(models.Model):
+    """A kind of massage the business sells (not a code 'service')."""
+
+    name = models.CharField(max_length=120, unique=True)
+    duration_minutes = models.PositiveIntegerField(validators=[MinValueValidator(15), MaxValueValidator(480)])
+    price = models.DecimalField(max_digits=9, decimal_places=2, validators=[MinValueValidator(0)])
+    is_active = models.BooleanField(default=True)
+    therapists = models.ManyToManyField(
+        settings.AUTH_USER_MODEL, blank=True, related_name="qualified_services",
+        limit_choices_to={"role": "therapist"},
+        help_text="The therapists qualified to give this service.",
+    )
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [
+            models.CheckConstraint(condition=Q(duration_minutes__gte=15, duration_minutes__lte=480),
+                                   name="service_duration_range"),
+            models.CheckConstraint(condition=Q(price__gte=0), name="service_price_not_negative"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.duration_minutes} min)"
+
+
+class Availability(models.Model):
+    """A stretch of time a therapist can work; it may cross midnight."""
+
+    therapist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="availability")
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        verbose_name_plural = "availability"
+        indexes = [models.Index(fields=["therapist", "starts_at", "ends_at"], name="availability_lookup")]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")),
+                                   name="availability_ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.therapist} {self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%H:%M}"
+
+
+class Appointment(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        CONFIRMED = "confirmed", "Confirmed"
+        REJECTED = "rejected", "Rejected"
+        IN_PROGRESS = "in_progress", "In progress"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+
+    class CancellationReason(models.TextChoices):
+        OPERATOR = "operator", "Cancelled by an operator"
+        RESPONSE_TIMEOUT = "response_timeout", "No response before the deadline"
+        NO_AVAILABLE_THERAPIST = "no_available_therapist", "No therapist available"
+
+    # States a therapist is busy in: they block overlapping assignments.
+    BUSY_STATUSES = (Status.PENDING, Status.CONFIRMED, Status.REJECTED, Status.IN_PROGRESS)
+    FINAL_STATUSES = (Status.COMPLETED, Status.CANCELLED)
+
+    client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="appointments")
+    service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="appointments")
+    therapist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="appointments"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField()
+    location = models.CharField(max_length=500)
+    notes = models.TextField(blank=True, max_length=2000)
+
+    assigned_at = models.DateTimeField(null=True, blank=True)
+    response_deadline = models.DateTimeField(null=True, blank=True)
+    responded_at = models.DateTimeField(null=True, blank=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    auto_cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancellation_reason = models.CharField(max_length=32, choices=CancellationReason.choices, blank=True)
+    cancellation_note = models.CharField(max_length=500, blank=True)
+
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["starts_at", "id"]
+        indexes = [
+            models.Index(fields=["status", "starts_at"], name="appt_status_start"),
+            models.Index(fields=["therapist", "starts_at"], name="appt_therapist_start"),
+            models.Index(fields=["starts_at"], name="appt_start"),
+            # The sweep's two look-ups, small because only pending rows are in them.
+            models.Index(
+                fields=["response_deadline"], name="appt_pending_deadline",
+                condition=Q(status="pending", therapist__isnull=False),
+            ),
+            models.Index(
+                fields=["starts_at"], name="appt_pending_unassigned",
+                condition=Q(status="pending", therapist__isnull=True),
+            ),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(ends_at__gt=models.F("starts_at")), name="appointment_ends_after_start"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.client} {self.starts_at:%Y-%m-%d %H:%M} ({self.status})"
+
+
+class AppointmentRejection(models.Model):
+    """A therapist's rejection and, once reviewed, the operator's decision."""
+
+    class Decision(models.TextChoices):
+        ACCEPT = "accept", "Accepted (back to the queue)"
+        DENY = "deny", "Denied (same therapist, fresh deadline)"
+
+    appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="rejections")
+    therapist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rejections")
+    reason = models.CharField(max_length=500)
+    created_at = models.DateTimeField()
+    review_decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
+    review_note = models.CharField(max_length=500, blank=True)
+    reviewed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    reviewed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            # At most one rejection per appointment waits for review.
+            models.UniqueConstraint(fields=["appointment"], condition=Q(review_decision=""),
+                                    name="one_open_rejection_per_appointment"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.appointment_id} rejected by {self.therapist}"
+
+
+class AppointmentEvent(models.Model):
+    """One transition of one appointment: the audit log, the realtime feed and the
+    polling fallback at once. `therapist` is the therapist the event concerns (the
+    one assigned after it, or the one it took the appointment away from), which is
+    what scopes the feed for therapists."""
+
+    class Kind(models.TextChoices):
+        CREATED = "created", "Created"
+        ASSIGNED = "assigned", "Assigned"
+        ACCEPTED = "accepted", "Accepted"
+        REJECTED = "rejected", "Rejected"
+        REJECTION_ACCEPTED = "rejection_accepted", "Rejection accepted"
+        REJECTION_DENIED = "rejection_denied", "Rejection denied"
+        STARTED = "started", "Started"
+        COMPLETED = "completed", "Completed"
+        CANCELLED = "cancelled", "Cancelled"
+        TIMED_OUT = "timed_out", "Timed out"
+        NO_AVAILABLE_THERAPIST = "no_available_therapist", "No available therapist"
+
+    appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="events")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
+        help_text="Empty when the system acted (the deadline sweep).",
+    )
+    therapist = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    from_status = models.CharField(max_length=16, blank=True)
+    to_status = models.CharField(max_length=16)
+    data = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(fields=["appointment", "id"], name="event_appointment"),
+            models.Index(fields=["therapist", "id"], name="event_therapist"),
+        ]
+
+    def __str__(self) -> str:
+        return f"#{self.appointment_id} {self.kind} {self.from_status}->{self.to_status}"

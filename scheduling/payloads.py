@@ -1,0 +1,74 @@
+"""The JSON shape of an appointment, shared by the REST API, the events feed and
+the websocket, built as plain dicts (the hot path of every list and event)."""
+
+from datetime import datetime
+
+from django.utils import timezone
+
+from .models import Appointment, AppointmentRejection
+
+
+def _iso(value: datetime | None) -> str | None:
+    return timezone.localtime(value).isoformat() if value else None
+
+
+def _person(user) -> dict | None:
+    if user is None:
+        return None
+    return {"id": user.id, "name": user.display_name}
+
+
+def rejection_json(rejection: AppointmentRejection | None) -> dict | None:
+    if rejection is None:
+        return None
+    return {
+        "reason": rejection.reason,
+        "therapist": rejection.therapist_id,
+        "created_at": _iso(rejection.created_at),
+        "review_decision": rejection.review_decision or None,
+        "review_note": rejection.review_note,
+        "reviewed_at": _iso(rejection.reviewed_at),
+    }
+
+
+def latest_rejection(appointment: Appointment) -> AppointmentRejection | None:
+    """Uses the prefetched `latest_rejections` list when the selector provided it."""
+    cached = getattr(appointment, "latest_rejections", None)
+    if cached is not None:
+        return cached[0] if cached else None
+    return appointment.rejections.order_by("-created_at", "-id").first()
+
+
+def appointment_json(appointment: Appointment, *, now: datetime | None = None) -> dict:
+    now = now or timezone.now()
+    deadline = appointment.response_deadline
+    waiting = appointment.status == Appointment.Status.PENDING and appointment.therapist_id and deadline
+    client = appointment.client
+    service = appointment.service
+    return {
+        "id": appointment.id,
+        "status": appointment.status,
+        "client": {"id": client.id, "name": client.name, "phone": client.phone, "address": client.address},
+        "service": {"id": service.id, "name": service.name, "duration_minutes": service.duration_minutes},
+        "therapist": _person(appointment.therapist),
+        "starts_at": _iso(appointment.starts_at),
+        "ends_at": _iso(appointment.ends_at),
+        "location": appointment.location,
+        "notes": appointment.notes,
+        "assigned_at": _iso(appointment.assigned_at),
+        "response_deadline": _iso(deadline),
+        "seconds_to_deadline": int((deadline - now).total_seconds()) if waiting else None,
+        "cancellation_reason": appointment.cancellation_reason or None,
+        "cancellation_note": appointment.cancellation_note,
+        "latest_rejection": rejection_json(latest_rejection(appointment)),
+        "created_at": _iso(appointment.created_at),
+        "updated_at": _iso(appointment.updated_at),
+    }
+
+
+def appointment_json_for(appointment: Appointment, viewer_is_operator: bool, viewer_id: int, **kw) -> dict:
+    """What one viewer may see: a therapist sees a full appointment only while it is
+    theirs; an event about one taken away from them carries just id and status."""
+    if viewer_is_operator or appointment.therapist_id == viewer_id:
+        return appointment_json(appointment, **kw)
+    return {"id": appointment.id, "status": appointment.status, "therapist": None, "is_mine": False}

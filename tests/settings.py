@@ -1,0 +1,18 @@
+"""Settings for the test suite: the real settings, plus a throw-away secret and a
+fast password hasher. Subprocesses (daphne, manage.py) started by tests use this
+module too, with DATABASE_URL pointing at the test database."""
+
+import os
+import secrets
+
+os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+
+from guitara.settings import *  # noqa: F403
+from guitara.settings import REST_FRAMEWORK
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Tests that exercise throttling set their own rate; the rest must not trip it.
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login"] = os.environ.get("LOGIN_THROTTLE_RATE", "1000/min")
+# Tests speak plain HTTP to the test client and to local daphne processes.
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
