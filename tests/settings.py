@@ -6,6 +6,8 @@ import os
 import secrets
 
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
+# Each run gets its own channel-layer prefix on the shared Redis.
+os.environ.setdefault("CHANNEL_LAYER_PREFIX", "guitara-test-" + secrets.token_hex(4))
 
 from guitara.settings import *  # noqa: F403
 from guitara.settings import REST_FRAMEWORK
