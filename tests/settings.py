@@ -18,3 +18,6 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login"] = os.environ.get("LOGIN_THROTT
 # Tests speak plain HTTP to the test client and to local daphne processes.
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+# Each test run gets its own test database, so runs on one machine never collide.
+if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
+    DATABASES["default"]["TEST"] = {"NAME": f"test_guitara_{os.getpid()}"}  # noqa: F405
