@@ -23,8 +23,8 @@ def _first_code(codes) -> str:
 def api_exception_handler(exc, context):
     if isinstance(exc, WorkflowError):
         body = {"detail": exc.detail, "code": exc.code}
-        if exc.errors:
-            body["errors"] = exc.errors
+        if exc.errors or exc.status_code == 400:
+            body["errors"] = exc.errors or {"non_field_errors": [exc.detail]}
         return Response(body, status=exc.status_code)
     if isinstance(exc, Http404):
         return Response({"detail": "Not found.", "code": "not_found"}, status=status.HTTP_404_NOT_FOUND)

@@ -262,14 +262,13 @@ def available_therapists(appointment: Appointment) -> list[RankedTherapist]:
 
 
 def _lock(appointment_id: int) -> Appointment:
-    try:
-        return (
-            Appointment.objects.select_for_update(of=("self",))
-            .select_related("client", "service", "therapist")
-            .get(pk=appointment_id)
-        )
-    except Appointment.DoesNotExist:
-        raise _not_found() from None
+    # Lock first, then read the row with its relations in a second statement.
+    # A `FOR UPDATE` that had to wait for another transaction returns the new
+    # version of the locked row but the *old* rows of the tables joined to it:
+    # after a concurrent assign, `therapist_id` would be set and `therapist` None.
+    if not Appointment.objects.select_for_update().filter(pk=appointment_id).values_list("pk", flat=True):
+        raise _not_found()
+    return Appointment.objects.select_related("client", "service", "therapist").get(pk=appointment_id)
 
 
 def _is_overdue(appt: Appointment, now: datetime) -> bool:
@@ -295,12 +294,23 @@ def _run(appointment_id: int, body: Callable[[Appointment, _Outbox], None], *,
         outbox.flush()
     if overdue:
         # Raised after the atomic block: the timeout above is committed.
-        raise WorkflowError(
-            late_code,
-            f"The answer was due by {_hhmm(appt.response_deadline)}; appointment #{appt.id} "
-            "has been cancelled for no response.",
-        )
+        raise _too_late(appt, late_code)
     return appt
+
+
+def _too_late(appt: Appointment, code: str) -> WorkflowError:
+    return WorkflowError(
+        code,
+        f"The answer was due by {_hhmm(appt.response_deadline)}; appointment #{appt.id} "
+        "has been cancelled for no response.",
+    )
+
+
+def _require_answerable(appt: Appointment, action: str) -> None:
+    # Whether this call or the sweep timed it out, a late answer gets the same 409.
+    if appt.status == Status.CANCELLED and appt.cancellation_reason == Reason.RESPONSE_TIMEOUT:
+        raise _too_late(appt, "deadline_passed")
+    _require(appt, Status.PENDING, action=action)
 
 
 def _require(appt: Appointment, *statuses: str, action: str) -> None:
@@ -394,7 +404,7 @@ def accept(*, actor: User, appointment_id: int) -> Appointment:
         _require_own(appt, actor)
         if not actor.is_therapist:
             raise WorkflowError("permission_denied", "Only the assigned therapist can accept.", status_code=403)
-        _require(appt, Status.PENDING, action="accept")
+        _require_answerable(appt, "accept")
         appt.status = Status.CONFIRMED
         appt.responded_at = outbox.now
         _save(appt, outbox.now, "status", "responded_at")
@@ -410,7 +420,7 @@ def reject(*, actor: User, appointment_id: int, reason: str) -> Appointment:
         _require_own(appt, actor)
         if not actor.is_therapist:
             raise WorkflowError("permission_denied", "Only the assigned therapist can reject.", status_code=403)
-        _require(appt, Status.PENDING, action="reject")
+        _require_answerable(appt, "reject")
         appt.status = Status.REJECTED
         appt.responded_at = outbox.now
         _save(appt, outbox.now, "status", "responded_at")
@@ -473,7 +483,8 @@ def review_rejection(*, actor: User, appointment_id: int, decision: str, note: s
         _save(appt, now, "status", "therapist", "assigned_at", "response_deadline")
         outbox.event(appt, Kind.REJECTION_ACCEPTED, actor=actor, from_status=Status.REJECTED,
                      therapist_id=therapist.id, note=note)
-        if not any(reason is None for reason in _evaluate([appt])[appt.id].values()):
+        # Once the start has passed nobody can be assigned, so it cannot wait in the queue.
+        if appt.starts_at <= now or not any(reason is None for reason in _evaluate([appt])[appt.id].values()):
             _cancel_unstaffable_locked([appt], outbox)
 
     return _run(appointment_id, body)

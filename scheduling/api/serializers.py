@@ -10,6 +10,7 @@ from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
+from rest_framework.validators import UniqueValidator
 
 from accounts.models import User
 from accounts.validators import no_control_characters
@@ -68,7 +69,11 @@ class ClientSerializer(serializers.ModelSerializer):
 
 
 class ServiceSerializer(serializers.ModelSerializer):
-    name = text(120)
+    # Declared explicitly, so the model's unique=True must be restated (else a duplicate is a 500).
+    name = serializers.CharField(max_length=120, validators=[
+        no_control_characters,
+        UniqueValidator(queryset=Service.objects.all(), message="A service with this name already exists."),
+    ])
     duration_minutes = serializers.IntegerField(min_value=15, max_value=480)
     price = serializers.DecimalField(max_digits=9, decimal_places=2, min_value=0)
     therapists = serializers.PrimaryKeyRelatedField(many=True, queryset=therapists, required=False)

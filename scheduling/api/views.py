@@ -11,7 +11,7 @@ from accounts.api import therapist_json
 from accounts.permissions import IsOperator, IsStaffMember, IsTherapist, ReadAnyWriteOperator
 
 from .. import selectors, workflow
-from ..models import Client, Service
+from ..models import Appointment, Availability, Client, Service
 from ..payloads import appointment_json, appointment_json_for
 from . import serializers as s
 
@@ -40,6 +40,8 @@ class AvailabilityViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewse
     """Therapists see and add their own slots; operators everyone's."""
 
     serializer_class = s.AvailabilitySerializer
+    # For the schema only (typed path ids); the rows come from get_queryset().
+    queryset = Availability.objects.none()
 
     def get_queryset(self):
         qs = selectors.availability_for_user(self.request.user)
@@ -65,6 +67,8 @@ def _int(value) -> int:
 
 class AppointmentViewSet(viewsets.GenericViewSet):
     serializer_class = s.AppointmentSerializer
+    # For the schema only (typed path ids); the rows come from get_queryset().
+    queryset = Appointment.objects.none()
 
     def get_permissions(self):
         if self.action in ("create", "assign", "review_rejection", "cancel", "available_therapists",

@@ -1,0 +1,125 @@
+"""The OpenAPI schema and its docs page: behind a login, complete, offline."""
+
+import re
+
+import pytest
+import yaml
+from django.contrib.staticfiles import finders
+from rest_framework.test import APIClient
+
+# DESIGN.md's API table: path -> the methods it lists.
+DESIGN_API = {
+    "/api/scheduling/clients/": {"get", "post"},
+    "/api/scheduling/services/": {"get", "post"},
+    "/api/scheduling/availability/": {"get", "post"},
+    "/api/scheduling/availability/{id}/": {"delete"},
+    "/api/scheduling/appointments/": {"get", "post"},
+    "/api/scheduling/appointments/{id}/": {"get"},
+    "/api/scheduling/appointments/{id}/available_therapists/": {"get"},
+    **{f"/api/scheduling/appointments/{{id}}/{action}/": {"post"}
+       for action in ("assign", "accept", "reject", "review_rejection", "start", "complete", "cancel")},
+    "/api/scheduling/appointments/auto_cancel_overdue/": {"post"},
+    "/api/scheduling/events/": {"get"},
+    "/api/notifications/": {"get"},
+    "/api/notifications/{id}/read/": {"post"},
+    "/api/notifications/read_all/": {"post"},
+    "/api/accounts/token/": {"post"},
+    "/api/accounts/me/": {"get"},
+    "/api/accounts/therapists/": {"get", "post"},
+    "/api/accounts/therapists/{id}/enable/": {"post"},
+}
+
+# Where a state can be wrong: the transitions, deleting a slot, enabling a therapist.
+CONFLICTS = {path for path in DESIGN_API if re.search(r"/(assign|accept|reject|review_rejection|start|complete|"
+                                                      r"cancel|enable)/$", path)} | {
+    "/api/scheduling/availability/{id}/", "/api/scheduling/appointments/"}
+
+
+@pytest.fixture
+def schema(api, operator) -> dict:
+    response = api(operator).get("/api/schema/", {"format": "json"})
+    assert response.status_code == 200, response.content
+    return response.json()
+
+
+def _operations(schema: dict):
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            if method in {"get", "post", "put", "patch", "delete"}:
+                yield path, method, operation
+
+
+@pytest.mark.parametrize("path", ["/api/schema/", "/api/docs/"])
+def test_schema_and_docs_need_a_login(db, path):
+    response = APIClient().get(path)
+    assert response.status_code in (401, 403)
+    assert b"openapi:" not in response.content and b"swagger-ui" not in response.content.lower()
+
+
+def test_the_schema_is_openapi_3_yaml_by_default_for_any_role(api, therapist):
+    response = api(therapist).get("/api/schema/")
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("application/vnd.oai.openapi")
+    document = yaml.safe_load(response.content)
+    assert document["openapi"].startswith("3.")
+    assert document["info"]["title"]
+
+
+def test_the_schema_lists_every_path_of_the_design(schema):
+    assert schema["openapi"].startswith("3.")
+    documented = {path: set(item) & {"get", "post", "put", "patch", "delete"}
+                  for path, item in schema["paths"].items()}
+    missing = {path: methods - documented.get(path, set()) for path, methods in DESIGN_API.items()
+               if methods - documented.get(path, set())}
+    assert missing == {}
+
+
+def test_every_operation_documents_its_error_responses(schema):
+    problems = []
+    for path, method, operation in _operations(schema):
+        expected = {"401", "403"}
+        if method in ("post", "put", "patch"):
+            expected.add("400")
+        if "{" in path:
+            expected.add("404")
+        if path in CONFLICTS and method in ("post", "delete"):
+            expected.add("409")
+        if path == "/api/accounts/token/":
+            expected = {"400", "401", "403", "429"}
+        lacking = expected - set(operation["responses"])
+        if lacking:
+            problems.append(f"{method.upper()} {path}: {sorted(lacking)}")
+    assert problems == []
+
+
+def test_error_responses_describe_detail_and_code(schema):
+    components = schema["components"]["schemas"]
+
+    def properties(response: dict) -> set[str]:
+        ref = response["content"]["application/json"]["schema"]["$ref"]
+        return set(components[ref.rsplit("/", 1)[1]]["properties"])
+
+    for path, method, operation in _operations(schema):
+        for status, response in operation["responses"].items():
+            if status.startswith(("4", "5")):
+                assert response.get("description"), (method, path, status)
+                fields = properties(response)
+                assert {"detail", "code"} <= fields, (method, path, status)
+                if status == "400":
+                    assert "errors" in fields, (method, path)
+
+
+def test_the_docs_page_renders_with_offline_assets(client, operator):
+    client.force_login(operator)
+    response = client.get("/api/docs/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert "swagger-ui" in html.lower()
+    assets = re.findall(r"""(?:src|href)=["']([^"']+)["']""", html)
+    external = [a for a in assets if re.match(r"(https?:)?//", a)]
+    assert external == [], "the docs must not load anything from a CDN"
+    assert not re.search(r"cdn\.jsdelivr|unpkg\.com|cdnjs", html)
+    static = [a for a in assets if a.startswith("/static/")]
+    assert any("swagger-ui" in a for a in static), assets
+    for asset in static:
+        assert finders.find(asset.removeprefix("/static/").split("?")[0]), f"{asset} is not shipped"
