@@ -5,6 +5,8 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from .realtime import OPERATORS_GROUP, user_group
 
 CLOSE_DISABLED = 4403
+# The layer messages a socket forwards to its page as they are.
+FORWARDED = ("appointment.event", "notification")
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
@@ -36,6 +38,17 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def account_disabled(self, message):
         await self.close(code=CLOSE_DISABLED)
+
+    async def realtime_batch(self, message):
+        """Several messages of one transaction for this group (`realtime.BATCH_TYPE`, see
+        `realtime.coalesce`), forwarded one by one in their order."""
+        for item in message.get("messages", ()):
+            kind = item.get("type")
+            if kind in FORWARDED:
+                await self.send_json(item)
+            elif kind == "account.disabled":
+                await self.account_disabled(item)
+                return
 
     @classmethod
     async def decode_json(cls, text_data):

@@ -73,6 +73,10 @@ def _hhmm(value: datetime) -> str:
     return timezone.localtime(value).strftime("%H:%M")
 
 
+def _sentence(text: str) -> str:
+    return text if text.endswith((".", "!", "?")) else text + "."
+
+
 def _when(value: datetime) -> str:
     return timezone.localtime(value).strftime("%a %d %b %H:%M")
 
@@ -474,7 +478,7 @@ def review_rejection(*, actor: User, appointment_id: int, decision: str, note: s
                          response_deadline=appt.response_deadline.isoformat())
             outbox.notify(therapist.id, "rejection_denied", appt,
                           f"Your rejection of #{appt.id} ({_when(appt.starts_at)}) was denied"
-                          + (f": {note}" if note else ".")
+                          + (f": {_sentence(note)}" if note else ".")
                           + f" Please answer by {_hhmm(appt.response_deadline)}.")
             return
         appt.therapist = None
@@ -659,11 +663,17 @@ def expire_overdue(*, batch_size: int = 500, dry_run: bool = False, after_id: in
         qs = Appointment.objects.filter(_overdue_q(now)).select_related("client", "service", "therapist")
         if dry_run:
             appts = list(qs.filter(id__gt=after_id).order_by("id")[:batch_size])
-            disabled_now = set()
+            # The real run disables a therapist on their earliest missed deadline
+            # (deadline, then id) among everything due, whichever batch it is in.
+            first_missed: dict[int, int] = {}
+            for therapist_id, appt_id in (
+                Appointment.objects.filter(_overdue_q(now), therapist_id__in={a.therapist_id for a in appts})
+                .order_by("response_deadline", "id").values_list("therapist_id", "id")
+            ):
+                first_missed.setdefault(therapist_id, appt_id)
             lines = []
             for appt in appts:
-                first = appt.therapist.is_active and appt.therapist_id not in disabled_now
-                disabled_now.add(appt.therapist_id)
+                first = appt.therapist.is_active and first_missed[appt.therapist_id] == appt.id
                 lines.append(SweepAction(appt.id, "timed_out", _timeout_line(appt, first), first))
             return BatchResult(len(appts), lines, appts[-1].id if appts else after_id)
         appts = list(qs.select_for_update(skip_locked=True, of=("self",)).order_by("response_deadline", "id")

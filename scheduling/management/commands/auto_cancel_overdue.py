@@ -55,23 +55,23 @@ class Command(BaseCommand):
         self._stop = True
 
     def _run_once(self, *, dry_run: bool, batch_size: int, keep_going: bool) -> None:
+        # What it did goes to stdout only: cron appends stdout and stderr to the
+        # same sweep.log, where a log record of each line would print it twice.
         def report(action: workflow.SweepAction) -> None:
-            line = ("[dry run] would be " if dry_run else "") + action.line
-            self.stdout.write(line)
-            if not dry_run:
-                logger.info(action.line)
+            self.stdout.write(("[dry run] would be " if dry_run else "") + action.line)
 
         started = time.monotonic()
         try:
             counts = workflow.sweep(batch_size=batch_size, dry_run=dry_run, report=report)
         except DatabaseError as exc:
-            message = f"Sweep failed: the database is unreachable or refused the work ({exc})."
+            # One line, no traceback: psycopg's own message spans several lines.
+            detail = " ".join(str(exc).split())
+            message = f"Sweep failed: the database is unreachable or refused the work ({detail})."
+            if not keep_going:
+                raise CommandError(message) from exc  # printed once on stderr, exit status 1
             logger.error(message)
-            if keep_going:
-                self.stderr.write(message)
-                connection.close()  # reconnect on the next pass
-                return
-            raise CommandError(message) from exc
+            connection.close()  # reconnect on the next pass
+            return
         elapsed = time.monotonic() - started
         total = counts.timed_out + counts.no_available_therapist
         prefix = "Dry run: would cancel" if dry_run else "Cancelled"
@@ -82,4 +82,3 @@ class Command(BaseCommand):
                        f"({counts.therapists_disabled} therapist(s) disabled), "
                        f"{counts.no_available_therapist} with no available therapist; {elapsed:.2f}s.")
         self.stdout.write(summary)
-        logger.info(summary)
