@@ -1,11 +1,27 @@
-"""Server-rendered dashboards (data reaches the page's JS through json_script)."""
+"""Server-rendered dashboards.
+
+Each page is a shell: its lists load from the REST API in the page's ES module,
+so a page costs the same few queries however many appointments exist. What the
+module needs to start (who is looking, the business time zone, the newest event
+id visible at render time, the CSRF token) reaches it through `json_script`.
+"""
 
 from functools import wraps
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.middleware.csrf import get_token
 from django.shortcuts import render
+from django.utils import timezone
 
 from accounts.views import forbidden
+from notifications.api import unread_count
+
+from . import selectors
+
+OPERATOR_TABS = ("reviews", "timeouts", "all", "notifications")
+# A disabled therapist's page lists their latest appointments, read-only.
+DISABLED_RECENT = 10
 
 
 def role_required(role: str):
@@ -20,13 +36,39 @@ def role_required(role: str):
     return decorator
 
 
+def page_data(request, **extra) -> dict:
+    user = request.user
+    now = timezone.localtime()
+    return {
+        "user": {"id": user.id, "name": user.display_name, "role": user.role, "is_active": user.is_active},
+        "time_zone": settings.TIME_ZONE,
+        # The offset of the business zone right now; the page works out the offset
+        # of other instants with Intl and falls back to this one.
+        "utc_offset": now.isoformat()[-6:],
+        "last_event_id": selectors.last_visible_event_id(user),
+        "unread": unread_count(user),
+        "csrf_token": get_token(request),
+        **extra,
+    }
+
+
 @role_required("operator")
 def operator_dashboard(request):
     if not request.user.is_active:
         return forbidden(request)
-    return render(request, "scheduling/operator.html", {"tab": request.GET.get("tab", "reviews")})
+    tab = request.GET.get("tab")
+    tab = tab if tab in OPERATOR_TABS else "reviews"
+    counts = selectors.dashboard_counts()
+    data = page_data(request, tab=tab, counts=counts)
+    return render(request, "scheduling/operator.html", {"tab": tab, "counts": counts, "page_data": data})
 
 
 @role_required("therapist")
 def therapist_dashboard(request):
-    return render(request, "scheduling/therapist.html", {})
+    user = request.user
+    if not user.is_active:
+        # Sessions of disabled therapists stay valid so this page can say why;
+        # it opens no socket and calls no API (both refuse a disabled account).
+        recent = selectors.appointments_for_user(user).order_by("-updated_at", "-id")[:DISABLED_RECENT]
+        return render(request, "scheduling/therapist_disabled.html", {"recent": recent})
+    return render(request, "scheduling/therapist.html", {"page_data": page_data(request)})

@@ -3,7 +3,7 @@ anything else is 'not found'. Every list query here has a fixed query count."""
 
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Prefetch, Q, QuerySet
+from django.db.models import Count, Max, Prefetch, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
@@ -83,6 +83,12 @@ def events_for_user(user: User, *, after: int, limit: int) -> list[AppointmentEv
     for event in events:
         event.current = appointments[event.appointment_id]
     return events
+
+
+def last_visible_event_id(user: User) -> int:
+    """Where a dashboard's live feed starts: the newest event this user may see."""
+    events = AppointmentEvent.objects.all() if user.is_operator else AppointmentEvent.objects.filter(therapist=user)
+    return events.aggregate(last=Max("id"))["last"] or 0
 
 
 def availability_for_user(user: User) -> QuerySet[Availability]:

@@ -50,7 +50,7 @@ def server_env(**overrides: str) -> dict[str, str]:
     })
     layer = settings.CHANNEL_LAYERS["default"]
     if layer["BACKEND"].startswith("channels_redis"):
-        env["REDIS_URL"] = layer["CONFIG"]["hosts"][0]
+        env["REDIS_URL"] = settings.REDIS_URL
         env["CHANNEL_LAYER_PREFIX"] = layer["CONFIG"]["prefix"]
     env.update(overrides)
     return env

@@ -2,6 +2,7 @@
 layer is broken. The layer's real `group_send` is wrapped with a recorder, so
 these tests see the calls the code really makes."""
 
+import asyncio
 import json
 import os
 import subprocess
@@ -282,10 +283,26 @@ def _layers_for(redis_url: str) -> dict:
 def test_with_redis_url_the_layer_is_channels_redis_with_expiry_and_capacity():
     layer = _layers_for("redis://127.0.0.1:6379/3")["default"]
     assert layer["BACKEND"] == "channels_redis.core.RedisChannelLayer"
-    assert layer["CONFIG"]["hosts"] == ["redis://127.0.0.1:6379/3"]
+    assert [host["address"] for host in layer["CONFIG"]["hosts"]] == ["redis://127.0.0.1:6379/3"]
+    # channels_redis blocks 5 s per read; a shorter socket timeout kills idle sockets.
+    assert all(host["socket_timeout"] > 5 for host in layer["CONFIG"]["hosts"])
     assert layer["CONFIG"]["group_expiry"] >= 8 * 3600  # a shift-long dashboard stays in its groups
     assert layer["CONFIG"]["capacity"] >= 100
 
 
 def test_without_redis_url_the_layer_is_in_memory():
     assert _layers_for("")["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+
+
+def test_an_idle_channel_outlives_the_layers_blocking_read(redis_url):
+    """A dashboard socket with nothing to receive must not die after channels_redis's
+    5-second blocking read: waiting 6 s on an empty channel ends by our timeout,
+    not by a Redis read error."""
+    layer = get_channel_layer()
+
+    async def wait_idle():
+        channel = await layer.new_channel()
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive(channel), 6)
+
+    asyncio.run(wait_idle())
