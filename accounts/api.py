@@ -1,20 +1,27 @@
 """Token login, the caller's own account and therapist accounts (operators)."""
 
+import logging
+
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
+from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied
+from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled
 from rest_framework.generics import ListCreateAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from .fields import StrictCharField, StrictRegexField
+from .forms import SignInGuard
 from .models import User
 from .permissions import IsOperator, IsStaffMember
 from .validators import no_control_characters
+
+logger = logging.getLogger(__name__)
 
 
 def therapist_json(user: User) -> dict:
@@ -44,17 +51,21 @@ class AccountSerializer(serializers.ModelSerializer):
 
 class TherapistCreateSerializer(serializers.ModelSerializer):
     password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
-    first_name = serializers.CharField(max_length=150, validators=[no_control_characters])
-    last_name = serializers.CharField(max_length=150, validators=[no_control_characters])
-    phone = serializers.RegexField(r"^\+?[0-9 ()\-]{5,32}$", max_length=32, required=False, allow_blank=True)
+    first_name = StrictCharField(max_length=150, validators=[no_control_characters])
+    last_name = StrictCharField(max_length=150, validators=[no_control_characters])
+    phone = StrictRegexField(r"^\+?[0-9 ()\-]{5,32}$", max_length=32, required=False, allow_blank=True)
 
     class Meta:
         model = User
         fields = ["id", "username", "password", "first_name", "last_name", "phone"]
 
     def validate(self, attrs):
-        validate_password(attrs["password"], User(username=attrs["username"], first_name=attrs["first_name"],
-                                                  last_name=attrs["last_name"]))
+        try:
+            validate_password(attrs["password"], User(username=attrs["username"], first_name=attrs["first_name"],
+                                                      last_name=attrs["last_name"]))
+        except DjangoValidationError as exc:
+            # Report it on the password field, not as a non-field error.
+            raise serializers.ValidationError({"password": list(exc.messages)}) from exc
         return attrs
 
     def create(self, validated_data):
@@ -64,12 +75,35 @@ class TherapistCreateSerializer(serializers.ModelSerializer):
         return therapist_json(instance)
 
 
+class LoginRateThrottle(ScopedRateThrottle):
+    """The per-address rate of the token endpoint; like the lockout it fails open
+    when the cache (Redis) cannot be reached, rather than failing the sign-in."""
+
+    def allow_request(self, request, view):
+        try:
+            return super().allow_request(request, view)
+        except Exception as exc:  # noqa: BLE001 - an unreachable cache must not block sign-in
+            logger.warning("login throttle unavailable (cache failed): %s", exc)
+            return True
+
+
+def _locked(message: str, seconds: float) -> Throttled:
+    exc = Throttled(detail=message)
+    exc.wait = max(1, int(seconds))  # becomes the Retry-After header
+    return exc
+
+
 class TokenView(APIView):
-    """Exchange a username and password for an API token (throttled)."""
+    """Exchange a username and password for an API token.
+
+    Throttled per address (scope "login"), and locked for a while after repeated
+    failures for one username from one address (see accounts.forms.SignInGuard):
+    429 {"detail": "Too many failed sign-in attempts. Try again in N minutes.",
+    "code": "throttled"}."""
 
     permission_classes = [AllowAny]
     authentication_classes = []
-    throttle_classes = [ScopedRateThrottle]
+    throttle_classes = [LoginRateThrottle]
     throttle_scope = "login"
 
     @extend_schema(
@@ -82,13 +116,27 @@ class TokenView(APIView):
         username, password = data.get("username"), data.get("password")
         if not isinstance(username, str) or not isinstance(password, str) or not username or not password:
             raise serializers.ValidationError({"username": ["Username and password are required."]})
+        if "\x00" in username or "\x00" in password:
+            raise serializers.ValidationError({"username": ["Null characters are not allowed."]})
+        guard = SignInGuard.for_request(request, username)
+        seconds = guard.seconds_locked()
+        if seconds > 0:
+            raise _locked(guard.locked_message() or "", seconds)
         user = authenticate(request, username=username[:150], password=password[:128])
         if user is None:
+            message = guard.failed()
+            if message:
+                raise _locked(message, guard.seconds_locked())
             raise AuthenticationFailed("Wrong username or password.")
+        guard.succeeded()
         if not user.is_active:
             raise PermissionDenied(f"This account is disabled: {user.disabled_reason or 'ask an operator'}.")
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
+
+    def get_authenticate_header(self, request):
+        # Wrong credentials answer 401 (not DRF's 403 for views without authenticators).
+        return "Token"
 
 
 class MeView(APIView):

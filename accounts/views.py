@@ -5,6 +5,7 @@ from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import cache_control
 from django.views.decorators.http import require_GET
+from django.views.defaults import page_not_found
 
 from .forms import LoginForm
 
@@ -31,6 +32,13 @@ class LoginView(auth_views.LoginView):
 
 def forbidden(request, exception=None):
     return render(request, "403.html", status=403)
+
+
+def not_found(request, exception=None):
+    """No route matched: JSON under /api/ (every API error is JSON), the usual page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse({"detail": "Not found.", "code": "not_found"}, status=404)
+    return page_not_found(request, exception)
 
 
 @require_GET

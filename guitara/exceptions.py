@@ -1,6 +1,8 @@
 """Every API error is JSON: {"detail": sentence, "code": word[, "errors": fields]}."""
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
@@ -26,6 +28,13 @@ def api_exception_handler(exc, context):
         if exc.errors or exc.status_code == 400:
             body["errors"] = exc.errors or {"non_field_errors": [exc.detail]}
         return Response(body, status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE // 1024
+        return Response({"detail": f"The request body is too large (at most {limit} KB).", "code": "too_large"},
+                        status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, RecursionError):  # json.loads of absurdly nested input
+        return Response({"detail": "JSON parse error - the document is nested too deeply.", "code": "parse_error"},
+                        status=status.HTTP_400_BAD_REQUEST)
     if isinstance(exc, Http404):
         return Response({"detail": "Not found.", "code": "not_found"}, status=status.HTTP_404_NOT_FOUND)
     if isinstance(exc, DjangoPermissionDenied):

@@ -11,8 +11,8 @@ class ErrorSerializer(serializers.Serializer):
 
 
 class ValidationErrorSerializer(ErrorSerializer):
-    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()),
-                                   help_text="Field errors as DRF gives them.")
+    errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
+                                   help_text="Field errors as DRF gives them (absent for a malformed body).")
 
 
 class AutoSchema(BaseAutoSchema):

@@ -233,7 +233,9 @@ if REDIS_URL:
         "default": {
             "BACKEND": "channels_redis.core.RedisChannelLayer",
             "CONFIG": {
-                "hosts": [REDIS_URL],
+                # channels_redis blocks up to 5 s per read: the socket timeout must be
+                # longer, or every idle dashboard socket dies after 5 s.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="guitara"),
                 # A dashboard stays open a whole shift: keep group membership a day.
                 "group_expiry": 86400,
@@ -270,3 +272,28 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+
+# === Login protection (appended block: failed-sign-in lockout) =====================
+# accounts.forms.SignInGuard counts failed sign-ins per (username, client address)
+# for the login page and the token endpoint; after LOGIN_FAILURE_LIMIT failures the
+# pair is locked for LOGIN_LOCKOUT_MINUTES. The count lives in the default cache:
+# LocMemCache (per process) in the embedded default; with REDIS_URL, Redis, so N
+# daphne processes share one count. A cache that cannot be reached fails open.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+# The request.META key the TLS proxy sets to the client's address (e.g.
+# HTTP_X_REAL_IP); empty = REMOTE_ADDR. Only set it behind a proxy that sets it.
+LOGIN_CLIENT_IP_HEADER = env.str("LOGIN_CLIENT_IP_HEADER", default="")
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Deployments (and test runs) sharing one Redis keep apart, like the channel layer.
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default=env.str("CHANNEL_LAYER_PREFIX", default="guitara")
+                                  + "-cache"),
+            # A dead Redis must answer fast: the lockout then fails open.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+# === End of login protection block ===================================================

@@ -1,5 +1,6 @@
 from django.contrib import admin
 from django.urls import include, path
+from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
@@ -15,9 +16,12 @@ urlpatterns = [
     path("api/accounts/", include("accounts.urls")),
     path("api/scheduling/", include("scheduling.api.urls")),
     path("api/notifications/", include("notifications.urls")),
-    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    # JSON first, so that its 401/403 are JSON like every other API error.
+    path("api/schema/", SpectacularAPIView.as_view(renderer_classes=[OpenApiJsonRenderer, OpenApiYamlRenderer]),
+         name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("favicon.ico", account_views.favicon, name="favicon"),
 ]
 
 handler403 = "accounts.views.forbidden"
+handler404 = "accounts.views.not_found"

@@ -1,6 +1,6 @@
 from django.db.models import F
 from django.utils import timezone
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.generics import get_object_or_404
 from rest_framework.pagination import PageNumberPagination
@@ -43,7 +43,14 @@ class NotificationListView(APIView):
 
     permission_classes = [IsStaffMember]
 
-    @extend_schema(responses=NotificationSerializer(many=True))
+    @extend_schema(
+        parameters=[OpenApiParameter("page", int, description="A page number within the paginated result set."),
+                    OpenApiParameter("page_size", int, description="Results per page (at most 100).")],
+        responses=inline_serializer("PaginatedNotificationList", {
+            "count": serializers.IntegerField(), "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True), "unread": serializers.IntegerField(),
+            "results": NotificationSerializer(many=True)}),
+    )
     def get(self, request):
         qs = Notification.objects.filter(recipient=request.user).order_by(
             F("read_at").asc(nulls_first=True), "-created_at", "-id")

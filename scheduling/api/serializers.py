@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from accounts.fields import StrictCharField, StrictPrimaryKeyRelatedField, StrictRegexField
 from accounts.models import User
 from accounts.validators import no_control_characters
 
@@ -40,7 +41,7 @@ class AwareDateTimeField(serializers.DateTimeField):
 
 
 def text(max_length: int, **kwargs) -> serializers.CharField:
-    return serializers.CharField(max_length=max_length, validators=[no_control_characters], **kwargs)
+    return StrictCharField(max_length=max_length, validators=[no_control_characters], **kwargs)
 
 
 def _check_future(value, *, what: str) -> None:
@@ -57,7 +58,7 @@ therapists = User.objects.filter(role=User.Role.THERAPIST)
 
 class ClientSerializer(serializers.ModelSerializer):
     name = text(200)
-    phone = serializers.RegexField(r"^\+?[0-9 ()\-]{5,32}$", max_length=32,
+    phone = StrictRegexField(r"^\+?[0-9 ()\-]{5,32}$", max_length=32,
                                    error_messages={"invalid": "Enter a phone number: digits, spaces, +, - and ()."})
     address = text(500, required=False, allow_blank=True)
     notes = text(2000, required=False, allow_blank=True)
@@ -70,13 +71,13 @@ class ClientSerializer(serializers.ModelSerializer):
 
 class ServiceSerializer(serializers.ModelSerializer):
     # Declared explicitly, so the model's unique=True must be restated (else a duplicate is a 500).
-    name = serializers.CharField(max_length=120, validators=[
+    name = StrictCharField(max_length=120, validators=[
         no_control_characters,
         UniqueValidator(queryset=Service.objects.all(), message="A service with this name already exists."),
     ])
     duration_minutes = serializers.IntegerField(min_value=15, max_value=480)
     price = serializers.DecimalField(max_digits=9, decimal_places=2, min_value=0)
-    therapists = serializers.PrimaryKeyRelatedField(many=True, queryset=therapists, required=False)
+    therapists = StrictPrimaryKeyRelatedField(many=True, queryset=therapists, required=False)
 
     class Meta:
         model = Service
@@ -84,7 +85,7 @@ class ServiceSerializer(serializers.ModelSerializer):
 
 
 class AvailabilitySerializer(serializers.ModelSerializer):
-    therapist = serializers.PrimaryKeyRelatedField(queryset=therapists, required=False)
+    therapist = StrictPrimaryKeyRelatedField(queryset=therapists, required=False)
     therapist_name = serializers.CharField(source="therapist.display_name", read_only=True)
     starts_at = AwareDateTimeField()
     ends_at = AwareDateTimeField()
@@ -114,13 +115,13 @@ class AvailabilitySerializer(serializers.ModelSerializer):
 
 
 class AppointmentCreateSerializer(serializers.Serializer):
-    client = serializers.PrimaryKeyRelatedField(queryset=Client.objects.all())
-    service = serializers.PrimaryKeyRelatedField(queryset=Service.objects.filter(is_active=True))
+    client = StrictPrimaryKeyRelatedField(queryset=Client.objects.all())
+    service = StrictPrimaryKeyRelatedField(queryset=Service.objects.filter(is_active=True))
     starts_at = AwareDateTimeField()
     ends_at = AwareDateTimeField(required=False, help_text="Optional; must equal starts_at + the service's duration.")
     location = text(500)
     notes = text(2000, required=False, allow_blank=True, default="")
-    therapist = serializers.PrimaryKeyRelatedField(queryset=therapists, required=False, allow_null=True)
+    therapist = StrictPrimaryKeyRelatedField(queryset=therapists, required=False, allow_null=True)
 
     def validate_starts_at(self, value):
         _check_future(value, what="The start")
@@ -138,7 +139,7 @@ class AppointmentCreateSerializer(serializers.Serializer):
 
 
 class AssignSerializer(serializers.Serializer):
-    therapist = serializers.PrimaryKeyRelatedField(queryset=therapists)
+    therapist = StrictPrimaryKeyRelatedField(queryset=therapists)
 
 
 class RejectSerializer(serializers.Serializer):

@@ -4,6 +4,7 @@ from django.utils import timezone
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import ValidationError
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
@@ -26,6 +27,8 @@ class ClientViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, mixins.Retri
     def get_queryset(self):
         qs = Client.objects.all()
         search = self.request.query_params.get("q", "").strip()
+        if "\x00" in search:
+            raise ValidationError({"q": ["Null characters are not allowed."]})
         return qs.filter(name__icontains=search) if search else qs
 
 
@@ -113,7 +116,7 @@ class AppointmentViewSet(viewsets.GenericViewSet):
         return Response(body)
 
     @extend_schema(request=None, responses=s.RankedTherapistSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None)
     def available_therapists(self, request, pk=None):
         appointment = selectors.appointment_for_user(request.user, pk)
         ranked = workflow.available_therapists(appointment)
