@@ -235,7 +235,10 @@ if REDIS_URL:
             "CONFIG": {
                 # channels_redis blocks up to 5 s per read: the socket timeout must be
                 # longer, or every idle dashboard socket dies after 5 s.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
+                # redis-py's default pool (100) raises instead of waiting when a burst of
+                # sockets connects or disconnects at once, leaving dead group members.
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2,
+                           "max_connections": 2000}],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="guitara"),
                 # A dashboard stays open a whole shift: keep group membership a day.
                 "group_expiry": 86400,

@@ -1,5 +1,6 @@
 """The dashboard socket: one per open page, fed by notifications.realtime."""
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from .realtime import OPERATORS_GROUP, user_group
@@ -9,7 +10,21 @@ CLOSE_DISABLED = 4403
 FORWARDED = ("appointment.event", "notification")
 
 
+# Handlers that never touch the database: dispatched without channels' per-message
+# close_old_connections hop through the shared sync thread, which serialises fan-out.
+NO_DATABASE = frozenset({"appointment.event", "notification", "realtime.batch", "account.disabled",
+                         "websocket.receive"})
+
+
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
+    async def dispatch(self, message):
+        if message.get("type") in NO_DATABASE:
+            handler = getattr(self, get_handler_name(message), None)
+            if handler:
+                await handler(message)
+                return
+        await super().dispatch(message)
+
     async def connect(self):
         user = self.scope.get("user")
         if not user or not user.is_authenticated or not user.is_active or user.role not in ("operator", "therapist"):

@@ -8,8 +8,8 @@ from django.utils import timezone
 from .models import Appointment, AppointmentRejection
 
 
-def _iso(value: datetime | None) -> str | None:
-    return timezone.localtime(value).isoformat() if value else None
+def _iso(value: datetime | None, tz=None) -> str | None:
+    return value.astimezone(tz or timezone.get_current_timezone()).isoformat() if value else None
 
 
 def _person(user) -> dict | None:
@@ -18,16 +18,17 @@ def _person(user) -> dict | None:
     return {"id": user.id, "name": user.display_name}
 
 
-def rejection_json(rejection: AppointmentRejection | None) -> dict | None:
+def rejection_json(rejection: AppointmentRejection | None, tz=None) -> dict | None:
     if rejection is None:
         return None
+    tz = tz or timezone.get_current_timezone()
     return {
         "reason": rejection.reason,
         "therapist": rejection.therapist_id,
-        "created_at": _iso(rejection.created_at),
+        "created_at": _iso(rejection.created_at, tz),
         "review_decision": rejection.review_decision or None,
         "review_note": rejection.review_note,
-        "reviewed_at": _iso(rejection.reviewed_at),
+        "reviewed_at": _iso(rejection.reviewed_at, tz),
     }
 
 
@@ -41,6 +42,7 @@ def latest_rejection(appointment: Appointment) -> AppointmentRejection | None:
 
 def appointment_json(appointment: Appointment, *, now: datetime | None = None) -> dict:
     now = now or timezone.now()
+    tz = timezone.get_current_timezone()  # looked up once per payload, not per value
     deadline = appointment.response_deadline
     waiting = appointment.status == Appointment.Status.PENDING and appointment.therapist_id and deadline
     client = appointment.client
@@ -51,18 +53,18 @@ def appointment_json(appointment: Appointment, *, now: datetime | None = None) -
         "client": {"id": client.id, "name": client.name, "phone": client.phone, "address": client.address},
         "service": {"id": service.id, "name": service.name, "duration_minutes": service.duration_minutes},
         "therapist": _person(appointment.therapist),
-        "starts_at": _iso(appointment.starts_at),
-        "ends_at": _iso(appointment.ends_at),
+        "starts_at": _iso(appointment.starts_at, tz),
+        "ends_at": _iso(appointment.ends_at, tz),
         "location": appointment.location,
         "notes": appointment.notes,
-        "assigned_at": _iso(appointment.assigned_at),
-        "response_deadline": _iso(deadline),
+        "assigned_at": _iso(appointment.assigned_at, tz),
+        "response_deadline": _iso(deadline, tz),
         "seconds_to_deadline": int((deadline - now).total_seconds()) if waiting else None,
         "cancellation_reason": appointment.cancellation_reason or None,
         "cancellation_note": appointment.cancellation_note,
-        "latest_rejection": rejection_json(latest_rejection(appointment)),
-        "created_at": _iso(appointment.created_at),
-        "updated_at": _iso(appointment.updated_at),
+        "latest_rejection": rejection_json(latest_rejection(appointment), tz),
+        "created_at": _iso(appointment.created_at, tz),
+        "updated_at": _iso(appointment.updated_at, tz),
     }
 
 

@@ -103,7 +103,7 @@ def disabled_therapists() -> QuerySet[User]:
 def dashboard_counts() -> dict[str, int]:
     """The operator tabs' badges, one query."""
     now = timezone.now()
-    row = Appointment.objects.aggregate(
+    row = Appointment.objects.filter(status__in=[Appointment.Status.PENDING, Appointment.Status.REJECTED]).aggregate(
         reviews=Count("id", filter=Q(status=Appointment.Status.REJECTED)),
         timeouts=Count("id", filter=Q(status=Appointment.Status.PENDING, therapist__isnull=False)),
         overdue=Count("id", filter=Q(status=Appointment.Status.PENDING, therapist__isnull=False,

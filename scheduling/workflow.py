@@ -282,12 +282,15 @@ def _is_overdue(appt: Appointment, now: datetime) -> bool:
     )
 
 
-def _run(appointment_id: int, body: Callable[[Appointment, _Outbox], None], *,
+def _run(appointment_id: int, actor: User, body: Callable[[Appointment, _Outbox], None], *,
          late_code: str = "invalid_transition") -> Appointment:
     """Lock the appointment and apply `body`; if it is overdue, commit the timeout
     first and refuse with `late_code`."""
     with transaction.atomic():
         appt = _lock(appointment_id)
+        # Before anything else: someone else's appointment is "not found", and
+        # touching it must not even apply its timeout.
+        _require_own(appt, actor)
         now = timezone.now()
         outbox = _Outbox(now)
         overdue = _is_overdue(appt, now)
@@ -372,7 +375,7 @@ def create_appointment(*, actor: User, client: Client, service: Service, starts_
 
 
 def assign(*, actor: User, appointment_id: int, therapist_id: int) -> Appointment:
-    return _run(appointment_id, lambda appt, outbox: _assign_locked(appt, therapist_id, actor, outbox))
+    return _run(appointment_id, actor, lambda appt, outbox: _assign_locked(appt, therapist_id, actor, outbox))
 
 
 def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: _Outbox) -> None:
@@ -405,7 +408,6 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: _O
 
 def accept(*, actor: User, appointment_id: int) -> Appointment:
     def body(appt: Appointment, outbox: _Outbox) -> None:
-        _require_own(appt, actor)
         if not actor.is_therapist:
             raise WorkflowError("permission_denied", "Only the assigned therapist can accept.", status_code=403)
         _require_answerable(appt, "accept")
@@ -414,14 +416,13 @@ def accept(*, actor: User, appointment_id: int) -> Appointment:
         _save(appt, outbox.now, "status", "responded_at")
         outbox.event(appt, Kind.ACCEPTED, actor=actor, from_status=Status.PENDING)
 
-    return _run(appointment_id, body, late_code="deadline_passed")
+    return _run(appointment_id, actor, body, late_code="deadline_passed")
 
 
 def reject(*, actor: User, appointment_id: int, reason: str) -> Appointment:
     reason = _clean_text(reason, field="rejection reason")
 
     def body(appt: Appointment, outbox: _Outbox) -> None:
-        _require_own(appt, actor)
         if not actor.is_therapist:
             raise WorkflowError("permission_denied", "Only the assigned therapist can reject.", status_code=403)
         _require_answerable(appt, "reject")
@@ -436,7 +437,7 @@ def reject(*, actor: User, appointment_id: int, reason: str) -> Appointment:
             f"{actor.display_name} rejected #{appt.id} ({_when(appt.starts_at)}, {appt.client.name}): {reason}",
         )
 
-    return _run(appointment_id, body, late_code="deadline_passed")
+    return _run(appointment_id, actor, body, late_code="deadline_passed")
 
 
 def review_rejection(*, actor: User, appointment_id: int, decision: str, note: str = "") -> Appointment:
@@ -491,31 +492,29 @@ def review_rejection(*, actor: User, appointment_id: int, decision: str, note: s
         if appt.starts_at <= now or not any(reason is None for reason in _evaluate([appt])[appt.id].values()):
             _cancel_unstaffable_locked([appt], outbox)
 
-    return _run(appointment_id, body)
+    return _run(appointment_id, actor, body)
 
 
 def start(*, actor: User, appointment_id: int) -> Appointment:
     def body(appt: Appointment, outbox: _Outbox) -> None:
-        _require_own(appt, actor)
         _require(appt, Status.CONFIRMED, action="start")
         appt.status = Status.IN_PROGRESS
         appt.started_at = outbox.now
         _save(appt, outbox.now, "status", "started_at")
         outbox.event(appt, Kind.STARTED, actor=actor, from_status=Status.CONFIRMED)
 
-    return _run(appointment_id, body)
+    return _run(appointment_id, actor, body)
 
 
 def complete(*, actor: User, appointment_id: int) -> Appointment:
     def body(appt: Appointment, outbox: _Outbox) -> None:
-        _require_own(appt, actor)
         _require(appt, Status.IN_PROGRESS, action="complete")
         appt.status = Status.COMPLETED
         appt.completed_at = outbox.now
         _save(appt, outbox.now, "status", "completed_at")
         outbox.event(appt, Kind.COMPLETED, actor=actor, from_status=Status.IN_PROGRESS)
 
-    return _run(appointment_id, body)
+    return _run(appointment_id, actor, body)
 
 
 def cancel(*, actor: User, appointment_id: int, reason: str) -> Appointment:
@@ -534,7 +533,7 @@ def cancel(*, actor: User, appointment_id: int, reason: str) -> Appointment:
             outbox.notify(appt.therapist_id, "cancelled", appt,
                           f"Appointment #{appt.id} at {_when(appt.starts_at)} was cancelled: {reason}")
 
-    return _run(appointment_id, body)
+    return _run(appointment_id, actor, body)
 
 
 # ---------------------------------------------------------------------------

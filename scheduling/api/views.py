@@ -62,10 +62,12 @@ class AvailabilityViewSet(mixins.ListModelMixin, mixins.CreateModelMixin, viewse
 
 
 def _int(value) -> int:
+    """A path id, or 0 (which matches nothing) when it is not a usable id."""
     try:
-        return int(value)
+        number = int(value)
     except (TypeError, ValueError):
         return 0
+    return number if 0 < number < 2**63 else 0
 
 
 class AppointmentViewSet(viewsets.GenericViewSet):
@@ -85,8 +87,9 @@ class AppointmentViewSet(viewsets.GenericViewSet):
         return selectors.appointments_for_user(self.request.user)
 
     def _respond(self, appointment, code=status.HTTP_200_OK):
-        fresh = selectors.appointment_for_user(self.request.user, appointment.pk)
-        return Response(appointment_json_for(fresh, self.request.user.is_operator, self.request.user.id), status=code)
+        # The workflow returns the appointment as it committed it, with its relations.
+        user = self.request.user
+        return Response(appointment_json_for(appointment, user.is_operator, user.id), status=code)
 
     @extend_schema(parameters=[s.AppointmentFilterSerializer], responses=s.AppointmentSerializer(many=True))
     def list(self, request):
@@ -125,52 +128,45 @@ class AppointmentViewSet(viewsets.GenericViewSet):
     @extend_schema(request=s.AssignSerializer, responses=s.AppointmentSerializer)
     @action(detail=True, methods=["post"])
     def assign(self, request, pk=None):
-        appointment = selectors.appointment_for_user(request.user, pk)
         data = _valid(s.AssignSerializer, request)
-        return self._respond(workflow.assign(actor=request.user, appointment_id=appointment.pk,
+        return self._respond(workflow.assign(actor=request.user, appointment_id=_int(pk),
                                              therapist_id=data["therapist"].id))
 
     @extend_schema(request=None, responses=s.AppointmentSerializer)
     @action(detail=True, methods=["post"])
     def accept(self, request, pk=None):
-        appointment = selectors.appointment_for_user(request.user, pk)
-        return self._respond(workflow.accept(actor=request.user, appointment_id=appointment.pk))
+        return self._respond(workflow.accept(actor=request.user, appointment_id=_int(pk)))
 
     @extend_schema(request=s.RejectSerializer, responses=s.AppointmentSerializer)
     @action(detail=True, methods=["post"])
     def reject(self, request, pk=None):
-        appointment = selectors.appointment_for_user(request.user, pk)
         data = _valid(s.RejectSerializer, request)
-        return self._respond(workflow.reject(actor=request.user, appointment_id=appointment.pk,
+        return self._respond(workflow.reject(actor=request.user, appointment_id=_int(pk),
                                              reason=data["rejection_reason"]))
 
     @extend_schema(request=s.ReviewSerializer, responses=s.AppointmentSerializer)
     @action(detail=True, methods=["post"])
     def review_rejection(self, request, pk=None):
-        appointment = selectors.appointment_for_user(request.user, pk)
         data = _valid(s.ReviewSerializer, request)
         return self._respond(workflow.review_rejection(
-            actor=request.user, appointment_id=appointment.pk,
+            actor=request.user, appointment_id=_int(pk),
             decision=data["review_decision"], note=data["review_note"]))
 
     @extend_schema(request=None, responses=s.AppointmentSerializer)
     @action(detail=True, methods=["post"])
     def start(self, request, pk=None):
-        appointment = selectors.appointment_for_user(request.user, pk)
-        return self._respond(workflow.start(actor=request.user, appointment_id=appointment.pk))
+        return self._respond(workflow.start(actor=request.user, appointment_id=_int(pk)))
 
     @extend_schema(request=None, responses=s.AppointmentSerializer)
     @action(detail=True, methods=["post"])
     def complete(self, request, pk=None):
-        appointment = selectors.appointment_for_user(request.user, pk)
-        return self._respond(workflow.complete(actor=request.user, appointment_id=appointment.pk))
+        return self._respond(workflow.complete(actor=request.user, appointment_id=_int(pk)))
 
     @extend_schema(request=s.CancelSerializer, responses=s.AppointmentSerializer)
     @action(detail=True, methods=["post"])
     def cancel(self, request, pk=None):
-        appointment = selectors.appointment_for_user(request.user, pk)
         data = _valid(s.CancelSerializer, request)
-        return self._respond(workflow.cancel(actor=request.user, appointment_id=appointment.pk,
+        return self._respond(workflow.cancel(actor=request.user, appointment_id=_int(pk),
                                              reason=data["reason"]))
 
     @extend_schema(request=None, responses=s.SweepCountsSerializer)
