@@ -1,0 +1,190 @@
+"""5. Fan-out: one event to 1,000 operator sockets.
+
+An assign POST on server A; 1,000 operator sockets (the world's operators, a
+hundred open tabs each) are in the `operators` group. Time from just before the
+POST until the first, the median and the last socket has the event, per event;
+reported as the median (and worst) over several events. Once with all 1,000 on
+server B, once split 500/500 over A and B (what a second process buys).
+
+Receivers only stamp the arrival time and keep the raw frame; frames are
+decoded after each event, so the load generator's own parsing does not delay
+the later sockets.
+
+At the end the split run's 1,000 sockets close all at once, as when a proxy
+restarts: `mass_close` reports how many channels the servers failed to remove
+from the `operators` group (they stay members, and every later group_send
+still addresses them, until `group_expiry`). The bench then deletes those
+group keys so the benchmarks after this one start clean.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import time
+
+import redis.asyncio as aioredis
+from django.conf import settings
+
+from notifications.realtime import OPERATORS_GROUP
+
+from . import data
+from .clients import _client, close_sockets, open_sockets
+from .harness import CpuMeter, percentile, servers, sized, summarize
+
+SOCKETS = 1000
+
+
+class Tally:
+    """Counts the sockets that got a frame since `reset`; `done` fires at `total`."""
+
+    def __init__(self, total: int):
+        self.total = total
+        self.reset()
+
+    def reset(self) -> None:
+        self.count = 0
+        self.done = asyncio.Event()
+
+    def hit(self) -> None:
+        self.count += 1
+        if self.count >= self.total:
+            self.done.set()
+
+
+class Receiver:
+    def __init__(self, socket, tally: Tally):
+        self.socket = socket
+        self.tally = tally
+        self.frames: list[tuple[float, str]] = []
+        self.task = asyncio.create_task(self._read())
+
+    async def _read(self) -> None:
+        async for raw in self.socket:
+            self.frames.append((time.perf_counter(), raw))
+            if len(self.frames) == 1:
+                self.tally.hit()
+
+    def arrival(self, appointment_id: int) -> float | None:
+        for received, raw in self.frames:
+            message = json.loads(raw)
+            if message.get("type") == "appointment.event" and message["appointment"]["id"] == appointment_id:
+                return received
+        return None
+
+
+async def _events(a, placements, world: data.World, therapist, appts, warmup: int, *,
+                  mass_close: bool = False) -> dict:
+    sockets = []
+    receivers: list[Receiver] = []
+    tally = Tally(sum(count for _, count in placements))
+    connecting = time.perf_counter()
+    try:
+        for server, count in placements:
+            keys = [world.sessions[world.operators[i % len(world.operators)].id] for i in range(count)]
+            opened = await open_sockets(server, keys)
+            sockets += opened
+            receivers += [Receiver(s, tally) for s in opened]
+        connect_seconds = time.perf_counter() - connecting
+        await asyncio.sleep(1.0)
+        headers = world.token_header(world.operator)
+        firsts, medians, lasts, responded, missed = [], [], [], [], []
+        async with _client(a.url, 1) as http:
+            with CpuMeter([s for s, _ in placements]) as cpu:
+                for index, appt in enumerate(appts):
+                    for r in receivers:
+                        r.frames.clear()
+                    tally.reset()
+                    started = time.perf_counter()
+                    response = await http.post(f"/api/scheduling/appointments/{appt.id}/assign/",
+                                               json={"therapist": therapist.id}, headers=headers)
+                    answered = time.perf_counter()
+                    if response.status_code != 200:
+                        raise RuntimeError(f"assign answered {response.status_code}: {response.text[:300]}")
+                    with contextlib.suppress(TimeoutError):
+                        # A socket the server dropped never answers: wait 5 s at most.
+                        await asyncio.wait_for(tally.done.wait(), 5)
+                    arrivals = sorted((t - started) * 1000 for r in receivers
+                                      if (t := r.arrival(appt.id)) is not None)
+                    if not arrivals:
+                        raise RuntimeError("no socket got the event")
+                    if index >= warmup:
+                        missed.append(len(receivers) - len(arrivals))
+                        firsts.append(arrivals[0])
+                        medians.append(percentile(arrivals, 50))
+                        lasts.append(arrivals[-1])
+                        responded.append((answered - started) * 1000)
+                    await asyncio.sleep(0.3)
+        still_open = sum(1 for r in receivers if not r.task.done())
+        before = await _settled_group_size(OPERATORS_GROUP) if mass_close else None
+    finally:
+        for r in receivers:
+            r.task.cancel()
+        # Gradually: 25 operator sockets leave 50 groups, under the Redis pool's 100 connections.
+        await close_sockets(sockets, parallel=None if mass_close else 25)
+    after = await _settled_group_size(OPERATORS_GROUP) if mass_close else None
+    return {
+        "sockets": len(receivers),
+        "connect_seconds": round(connect_seconds, 1),
+        "events": len(lasts),
+        # Sockets that did not get an event (closed by the server meanwhile).
+        "missed_max": max(missed, default=0),
+        "still_open_at_end": still_open,
+        "first_ms": summarize(firsts),
+        "median_socket_ms": summarize(medians),
+        "last_ms": summarize(lasts),
+        "last_ms_median_over_events": round(statistics.median(lasts), 3),
+        "http_response_ms": summarize(responded),
+        **cpu.result,
+        **({"mass_close": {"sockets": len(sockets), "operators_group_members_before": before,
+                           "operators_group_members_left": after}} if mass_close else {}),
+    }
+
+
+def _group_key(group: str) -> str:
+    return f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:group:{group}"
+
+
+async def _settled_group_size(group: str) -> int:
+    """The group's size once the servers have handled the disconnects (stable for 3 s)."""
+    client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        sizes: list[int] = []
+        for _ in range(20):
+            sizes.append(await client.zcard(_group_key(group)))
+            if len(sizes) >= 4 and len(set(sizes[-4:])) == 1:
+                break
+            await asyncio.sleep(1)
+        return sizes[-1]
+    finally:
+        await client.aclose()
+
+
+def _forget_groups() -> None:
+    """Drop the operators' group keys left by sockets that are gone."""
+    import redis
+
+    client = redis.Redis.from_url(os.environ["REDIS_URL"])
+    try:
+        prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+        for key in client.scan_iter(f"{prefix}:group:*"):
+            client.delete(key)
+    finally:
+        client.close()
+
+
+def run(world: data.World) -> dict:
+    events = sized(15, 4)
+    warmup = 2
+    therapist = data.create_therapists(world, 1, prefix="fanout")[0]
+    appts = data.unassigned(world, 2 * (events + warmup), per_slot=1)
+    one, two = appts[:events + warmup], appts[events + warmup:]
+    with servers("daphne", 2) as (a, b):
+        on_b = asyncio.run(_events(a, [(b, SOCKETS)], world, therapist, one, warmup))
+        split = asyncio.run(_events(a, [(a, SOCKETS // 2), (b, SOCKETS // 2)], world, therapist, two, warmup,
+                                    mass_close=True))
+    _forget_groups()
+    return {"one_server": on_b, "split_two_servers": split}

@@ -1,0 +1,129 @@
+"""The printed table and where we stand against the product owner's targets
+(reported, never asserted: these are measurements, not tests)."""
+
+from __future__ import annotations
+
+
+def _ms(summary: dict | None) -> str:
+    if not summary or not summary.get("n"):
+        return "-"
+    return f"{summary['median']:.1f} / {summary['p95']:.1f} / {summary['p99']:.1f}"
+
+
+def _row(cells: list[str], widths: list[int]) -> str:
+    return "  ".join(c.ljust(w) for c, w in zip(cells, widths, strict=False))
+
+
+def _section(title: str, header: list[str], rows: list[list[str]]) -> list[str]:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    return ["", title, _row(header, widths), _row(["-" * w for w in widths], widths),
+            *(_row([str(c) for c in r], widths) for r in rows)]
+
+
+def table(results: dict) -> str:
+    b = results["benchmarks"]
+    m = results["machine"]
+    lines = [f"Machine: {m['nproc']} cores, {m['cpu_model']}, {m['ram_gib']} GiB, Python {m['python']}, "
+             f"PostgreSQL {m['postgresql']}, Redis {m['redis']}, {m['date']}"
+             + ("  [QUICK sizes]" if results.get("quick") else "")]
+    if "latency" in b:
+        lat = b["latency"]
+        floor = lat.get("floor", {})
+        rows = [["Redis PING", _ms(floor.get("ping_ms")), "-", "-"],
+                ["channels_redis group_send->receive", _ms(floor.get("group_send_receive_ms")), "-", "1.0"]]
+        for r in lat["levels"].values():
+            rows.append([f"assign->notified, {r['idle_sockets']} idle sockets", _ms(r["notified_ms"]),
+                         _ms(r["http_response_ms"]), f"{r.get('x_floor_median')} / {r.get('x_floor_p99')}"])
+        lines += _section("1. Assignment-to-notified latency (ms: median / p95 / p99), server A -> Redis -> server B",
+                          ["what", "latency", "assign HTTP answer", "x floor (median / p99)"], rows)
+    if "throughput" in b:
+        rows = []
+        for endpoint, by_c in b["throughput"]["endpoints"].items():
+            for c, r in by_c.items():
+                rows.append([endpoint, c, f"{r['rps']:.0f}", _ms(r["latency_ms"]), r.get("x_healthz_rps", "1.0"),
+                             f"{r['server_cpu_ms_per_request']:.1f}",
+                             f"{r['server_cpu_pct']:.0f} / {r['client_cpu_pct']:.0f} / {r['machine_cpu_pct']:.0f}",
+                             ",".join(f"{k}:{v}" for k, v in r["errors"].items()) or "-"])
+        lines += _section("2. Workflow API throughput, 1 daphne process (latency ms: median / p95 / p99)",
+                          ["endpoint", "conc", "req/s", "latency", "x healthz", "server CPU ms/req",
+                           "CPU% srv/client/machine", "errors"], rows)
+    if "sweep" in b:
+        rows = [[r["due"], f"{r['seconds']:.2f}", f"{r['per_second']:.0f}", r["queries"], r["batches"],
+                 r["queries_per_batch"], f"{r['cpu_seconds']:.2f}", f"{r['db_seconds']:.2f}",
+                 f"{r['publish_seconds']:.2f}", r["messages_published"], r["per_second_without_publish"]]
+                for r in b["sweep"]["levels"].values()]
+        lines += _section(f"3. Sweep (batch {b['sweep']['batch_size']}, {b['sweep']['operators']} operators)",
+                          ["due", "seconds", "cancelled/s", "queries", "batches", "queries/batch", "CPU s",
+                           "DB s", "publish s", "messages", "cancelled/s w/o publish"], rows)
+    if "pages" in b:
+        rows = []
+        for level, by_name in b["pages"]["levels"].items():
+            for name, r in by_name.items():
+                rows.append([level, name, _ms(r["latency_ms"]), r["queries"], r["bytes"]])
+        lines += _section("4. Dashboards and lists (ms: median / p95 / p99 over HTTP; queries in-process)",
+                          ["appointments", "what", "latency", "queries", "bytes"], rows)
+    if "fanout" in b:
+        rows = []
+        for name in ("one_server", "split_two_servers"):
+            r = b["fanout"].get(name)
+            if not r:
+                continue
+            rows.append([name, r["sockets"], r["events"], _ms(r["first_ms"]), _ms(r["median_socket_ms"]),
+                         _ms(r["last_ms"]), r["missed_max"], f"{r['server_cpu_pct']:.0f}"])
+        lines += _section("5. Fan-out of one event to operator sockets (ms from the POST; median / p95 / p99 "
+                          "over events)", ["placement", "sockets", "events", "first", "median socket", "last",
+                                           "missed (max)", "server CPU%"], rows)
+        mass = b["fanout"].get("split_two_servers", {}).get("mass_close")
+        if mass:
+            lines.append(f"Closing {mass['sockets']} sockets at once: the operators group went from "
+                         f"{mass['operators_group_members_before']} to {mass['operators_group_members_left']} members "
+                         "(anything above 0 is stale).")
+    if "compare" in b:
+        cmp = b["compare"]
+        rows = []
+        for kind, by_endpoint in cmp["http_concurrency_8"].items():
+            for endpoint, r in by_endpoint.items():
+                rows.append([kind, f"{endpoint} c=8", f"{r['rps']:.0f} req/s", _ms(r["latency_ms"])])
+        for kind, r in cmp["latency_100_idle"].items():
+            rows.append([kind, "assign->notified, 100 idle", "-", _ms(r["notified_ms"])])
+        lines += _section("6. daphne vs uvicorn (and 2 daphne processes)", ["server", "what", "throughput",
+                                                                            "latency ms"], rows)
+        for key in ("uvicorn_vs_daphne", "daphne_x2_vs_x1"):
+            if key in cmp:
+                lines.append(f"{key}: " + ", ".join(f"{k} x{v}" for k, v in cmp[key].items()))
+    if results.get("targets"):
+        rows = [[t["target"], t["measured"], {True: "yes", False: "NO", None: "-"}[t["met"]]]
+                for t in results["targets"]]
+        lines += _section("Targets (2 cores)", ["target", "measured", "met"], rows)
+    return "\n".join(lines)
+
+
+def targets(b: dict) -> list[dict]:
+    out = []
+    lat = b.get("latency", {}).get("levels", {}).get("1000")
+    if lat:
+        p99 = lat["notified_ms"]["p99"]
+        out.append({"target": "assign->notified p99 < 50 ms with 1,000 idle sockets",
+                    "measured": f"p99 {p99:.1f} ms", "met": p99 < 50})
+    tp = b.get("throughput", {}).get("endpoints")
+    if tp:
+        worst = min((tp[e]["8"]["x_healthz_rps"], e) for e in tp if e != "healthz" and "8" in tp[e])
+        out.append({"target": "transitions >= 40% of /healthz req/s at concurrency 8",
+                    "measured": ", ".join(f"{e} {tp[e]['8']['x_healthz_rps']:.0%}" for e in tp if e != "healthz"),
+                    "met": worst[0] >= 0.4})
+    sw = b.get("sweep", {}).get("levels", {}).get("10000")
+    if sw:
+        out.append({"target": "sweep >= 2,000 appointments/s at 10,000 due",
+                    "measured": f"{sw['per_second']:.0f}/s ({sw['queries']} queries)", "met": sw["per_second"] >= 2000})
+    pg = b.get("pages", {}).get("levels")
+    if pg and "10000" in pg:
+        constant = all(len({pg[level][name]["queries"] for level in pg}) == 1 for name in pg["10000"])
+        worst = max(r["latency_ms"]["p95"] for r in pg["10000"].values())
+        out.append({"target": "dashboard/list query counts constant in the number of appointments",
+                    "measured": "; ".join(f"{name} " + "/".join(str(pg[level][name]["queries"]) for level in pg)
+                                          for name in pg["10000"]),
+                    "met": constant})
+        out.append({"target": "dashboard/list p95 < 150 ms at 10,000 appointments",
+                    "measured": ", ".join(f"{name} {r['latency_ms']['p95']:.0f} ms" for name, r in pg["10000"].items()),
+                    "met": worst < 150})
+    return out

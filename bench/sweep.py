@@ -1,0 +1,85 @@
+"""3. The deadline sweep: overdue appointments cancelled per second at 100,
+1,000 and 10,000 due, and the queries it took.
+
+`workflow.sweep()` runs in this process against PostgreSQL, with Redis behind
+the channel layer as in production (nobody listens, but every message is still
+sent). Time spent publishing after each batch commits is measured separately by
+wrapping `notifications.realtime.publish`. The due appointments belong to
+therapists shared 20 to one, as on a bad day; every operator is notified of
+each one.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from notifications import realtime
+from scheduling import workflow
+
+from . import data
+from .harness import sized
+
+BATCH_SIZE = 500
+
+
+class PublishMeter:
+    def __init__(self):
+        self.seconds = 0.0
+        self.messages = 0
+        self.calls = 0
+        self._original = realtime.publish
+
+    def __enter__(self) -> PublishMeter:
+        def timed(messages):
+            started = time.perf_counter()
+            try:
+                return self._original(messages)
+            finally:
+                self.seconds += time.perf_counter() - started
+                self.messages += len(messages)
+                self.calls += 1
+
+        realtime.publish = timed
+        return self
+
+    def __exit__(self, *exc) -> None:
+        realtime.publish = self._original
+
+
+def sweep_once(world: data.World, due: int) -> dict:
+    therapists = data.create_therapists(world, max(5, due // 20), prefix="sweep", service=world.other_service)
+    data.overdue(world, therapists, due)
+    with CaptureQueriesContext(connection) as queries, PublishMeter() as published:
+        started = time.perf_counter()
+        cpu_started = time.process_time()
+        counts = workflow.sweep(batch_size=BATCH_SIZE)
+        seconds = time.perf_counter() - started
+        cpu_seconds = time.process_time() - cpu_started
+    if counts.timed_out != due:
+        raise RuntimeError(f"sweep timed out {counts.timed_out}, expected {due}")
+    batches = -(-due // BATCH_SIZE)
+    db_seconds = seconds - published.seconds
+    return {
+        "due": due,
+        "seconds": round(seconds, 3),
+        "per_second": round(due / seconds, 1),
+        "queries": len(queries),
+        "batches": batches,
+        "queries_per_batch": round(len(queries) / batches, 1),
+        "therapists_disabled": counts.therapists_disabled,
+        # This process's CPU (Python side); the rest of `seconds` is mostly waiting on PostgreSQL and Redis.
+        "cpu_seconds": round(cpu_seconds, 3),
+        "db_seconds": round(sum(float(q["time"]) for q in queries.captured_queries), 3),
+        "publish_seconds": round(published.seconds, 3),
+        "messages_published": published.messages,
+        "per_second_without_publish": round(due / db_seconds, 1) if db_seconds > 0 else None,
+    }
+
+
+def run(world: data.World) -> dict:
+    levels = [100, 1000, 10000] if not sized(0, 1) else [100, 1000, 3000]
+    return {"batch_size": BATCH_SIZE, "operators": len(world.operators),
+            "levels": {str(due): sweep_once(world, due) for due in levels}}

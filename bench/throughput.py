@@ -1,0 +1,81 @@
+"""2. Workflow API throughput: assign, accept, reject and review at concurrency
+1, 8 and 32 against one server process, beside GET /healthz (the ceiling: no
+database, no auth). Every request is a valid transition of its own
+pre-created appointment, so nothing answers 409; each request carries a token.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+from . import data
+from .clients import Request, load
+from .harness import Server, ratio, servers, sized
+
+BASE = "/api/scheduling/appointments"
+ENDPOINTS = ("healthz", "assign", "accept", "reject", "review_deny", "review_accept")
+
+
+class Pool:
+    """Therapists for the transitions: enough that concurrent assignments rarely
+    wait on the same therapist's row lock."""
+
+    def __init__(self, world: data.World, size: int = 100):
+        self.world = world
+        self.therapists = data.create_therapists(world, size, prefix="load")
+        self.next_slot = 0
+
+    def slots(self, count: int) -> int:
+        """The first of the fresh 75-minute slots `count` bookings take, so the
+        pool's therapists are never double-booked across measurements."""
+        first = self.next_slot
+        self.next_slot += -(-count // len(self.therapists))
+        return first
+
+
+def requests_for(endpoint: str, pool: Pool, count: int) -> list[Request]:
+    world = pool.world
+    op_headers = world.token_header(world.operator)
+    if endpoint == "healthz":
+        return [Request("GET", "/healthz") for _ in range(count)]
+    if endpoint == "assign":
+        appts = data.unassigned(world, count, per_slot=len(pool.therapists), first_slot=pool.slots(count))
+        therapists = pool.therapists
+        return [Request("POST", f"{BASE}/{a.id}/assign/", op_headers, {"therapist": therapists[i % len(therapists)].id})
+                for i, a in enumerate(appts)]
+    if endpoint in ("accept", "reject"):
+        appts = data.assigned(world, pool.therapists, count, first_slot=pool.slots(count))
+        body = {"rejection_reason": "Too far from my area today"} if endpoint == "reject" else None
+        return [Request("POST", f"{BASE}/{a.id}/{endpoint}/", world.token_header(a.therapist_id), body)
+                for a in appts]
+    if endpoint in ("review_deny", "review_accept"):
+        appts = data.rejected(world, pool.therapists, count, first_slot=pool.slots(count))
+        decision = endpoint.split("_")[1]
+        return [Request("POST", f"{BASE}/{a.id}/review_rejection/", op_headers,
+                        {"review_decision": decision, "review_note": "Benchmark review"}) for a in appts]
+    raise ValueError(endpoint)
+
+
+def measure(server_list: list[Server], endpoint: str, pool: Pool, concurrency: int, count: int,
+            warmup: int) -> dict:
+    reqs = requests_for(endpoint, pool, count + warmup)
+    return asyncio.run(load(server_list, reqs, concurrency, warmup=warmup))
+
+
+def counts_for(concurrency: int) -> int:
+    return {1: sized(150, 30), 8: sized(400, 80), 32: sized(500, 100)}[concurrency]
+
+
+def run(world: data.World, *, concurrencies: tuple[int, ...] = (1, 8, 32)) -> dict:
+    pool = Pool(world)
+    results: dict[str, dict] = {endpoint: {} for endpoint in ENDPOINTS}
+    with servers("daphne", 1) as server_list:
+        for concurrency in concurrencies:
+            for endpoint in ENDPOINTS:
+                count = counts_for(concurrency) * (4 if endpoint == "healthz" else 1)
+                results[endpoint][str(concurrency)] = measure(server_list, endpoint, pool, concurrency, count,
+                                                              warmup=max(10, concurrency))
+    for endpoint in ENDPOINTS[1:]:
+        for concurrency, result in results[endpoint].items():
+            result["x_healthz_rps"] = ratio(result["rps"], results["healthz"][concurrency]["rps"])
+    return {"server": "daphne", "processes": 1, "endpoints": results}
