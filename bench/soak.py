@@ -61,7 +61,6 @@ import os
 import random
 import secrets
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -72,6 +71,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
+
+from bench.harness import Server, start_server
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_DURATION = 300
@@ -155,12 +156,6 @@ def forget_redis_keys() -> int:
     return removed
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @dataclass
 class Process:
     name: str
@@ -190,26 +185,6 @@ def start(name: str, command: list[str], log_dir: Path, port: int = 0) -> Proces
     log = open(log_path, "wb")  # noqa: SIM115 - handed to the child
     process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
     return Process(name, process, log_path, port)
-
-
-def start_daphne(log_dir: Path, index: int) -> Process:
-    import urllib.request
-
-    port = free_port()
-    server = start(f"daphne-{index}", [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                       "guitara.asgi:application"], log_dir, port)
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if server.process.poll() is not None:
-            raise SystemExit(f"soak: daphne exited early:\n{server.log()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.1)
-    server.stop()
-    raise SystemExit(f"soak: daphne did not answer /healthz:\n{server.log()}")
 
 
 # ---------------------------------------------------------------------------
@@ -516,7 +491,7 @@ async def act_on(api: Api, appt: dict, rng: random.Random, ignored: set[int], ig
             api.stats.actions["completed"] += 1
 
 
-async def run_load(cast: Cast, servers: list[Process], duration: float, seed: int, ignore_rate: float) -> tuple[
+async def run_load(cast: Cast, servers: list[Server], duration: float, seed: int, ignore_rate: float) -> tuple[
         Stats, float]:
     import httpx
 
@@ -751,7 +726,7 @@ def main(argv: list[str] | None = None) -> int:
     log_dir = Path(tempfile.mkdtemp(prefix="guitara-soak-"))
     processes: list[Process] = []
     try:
-        servers = [start_daphne(log_dir, i) for i in range(max(1, args.processes))]
+        servers = [start_server("daphne") for _ in range(max(1, args.processes))]
         processes.extend(servers)
         processes.append(start("sweep", [sys.executable, "manage.py", "auto_cancel_overdue", "--every", "5"],
                                log_dir))
