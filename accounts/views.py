@@ -8,6 +8,7 @@ from django.views.decorators.http import require_GET
 from django.views.defaults import page_not_found
 
 from .forms import LoginForm
+from .models import User
 
 
 @require_GET
@@ -17,9 +18,9 @@ def healthz(request):
 
 @login_required
 def landing(request):
-    if request.user.role == "operator" and request.user.is_active:
+    if request.user.role == User.Role.OPERATOR and request.user.is_active:
         return redirect("operator-dashboard")
-    if request.user.role == "therapist":
+    if request.user.role == User.Role.THERAPIST:
         return redirect("therapist-dashboard")
     return forbidden(request)
 

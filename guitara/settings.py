@@ -34,6 +34,17 @@ def env_int(name: str, default: int, *, minimum: int = 0) -> int:
     return value
 
 
+def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
+    raw = env.str(name, default=str(default))
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name} must be a number, got {raw!r}") from None
+    if not value >= minimum:  # also refuses NaN
+        raise ImproperlyConfigured(f"{name} must be at least {minimum}, got {raw!r}")
+    return value
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env.str(name, default=default).split(",") if item.strip()]
 
@@ -128,6 +139,16 @@ AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.AllowAllUsersModelBacke
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "landing"
 LOGOUT_REDIRECT_URL = "login"
+# accounts.forms.SignInGuard counts failed sign-ins per (username, client address)
+# for the login page and the token endpoint; after LOGIN_FAILURE_LIMIT failures the
+# pair is locked for LOGIN_LOCKOUT_MINUTES. The count lives in the default cache:
+# LocMemCache (per process) in the embedded default; with REDIS_URL, Redis, so N
+# daphne processes share one count. A cache that cannot be reached fails open.
+LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
+# The request.META key the TLS proxy sets to the client's address (e.g.
+# HTTP_X_REAL_IP); empty = REMOTE_ADDR. Only set it behind a proxy that sets it.
+LOGIN_CLIENT_IP_HEADER = env.str("LOGIN_CLIENT_IP_HEADER", default="")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
@@ -251,7 +272,21 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 # Seconds a publish may take before it is abandoned (logged, never raised).
-PUBLISH_TIMEOUT_SECONDS = float(env.str("PUBLISH_TIMEOUT_SECONDS", default="1.0"))
+PUBLISH_TIMEOUT_SECONDS = env_float("PUBLISH_TIMEOUT_SECONDS", 1.0, minimum=0.01)
+
+# The default cache holds the failed-sign-in counts (see LOGIN_FAILURE_LIMIT).
+if REDIS_URL:
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Deployments (and test runs) sharing one Redis keep apart, like the channel layer.
+            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default=env.str("CHANNEL_LAYER_PREFIX", default="guitara")
+                                  + "-cache"),
+            # A dead Redis must answer fast: the lockout then fails open.
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
 
 # --- The deadline sweep ------------------------------------------------------------
 CRONJOBS = [
@@ -275,28 +310,3 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
-
-# === Login protection (appended block: failed-sign-in lockout) =====================
-# accounts.forms.SignInGuard counts failed sign-ins per (username, client address)
-# for the login page and the token endpoint; after LOGIN_FAILURE_LIMIT failures the
-# pair is locked for LOGIN_LOCKOUT_MINUTES. The count lives in the default cache:
-# LocMemCache (per process) in the embedded default; with REDIS_URL, Redis, so N
-# daphne processes share one count. A cache that cannot be reached fails open.
-LOGIN_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
-LOGIN_LOCKOUT_MINUTES = env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1)
-# The request.META key the TLS proxy sets to the client's address (e.g.
-# HTTP_X_REAL_IP); empty = REMOTE_ADDR. Only set it behind a proxy that sets it.
-LOGIN_CLIENT_IP_HEADER = env.str("LOGIN_CLIENT_IP_HEADER", default="")
-if REDIS_URL:
-    CACHES = {
-        "default": {
-            "BACKEND": "django.core.cache.backends.redis.RedisCache",
-            "LOCATION": REDIS_URL,
-            # Deployments (and test runs) sharing one Redis keep apart, like the channel layer.
-            "KEY_PREFIX": env.str("CACHE_KEY_PREFIX", default=env.str("CHANNEL_LAYER_PREFIX", default="guitara")
-                                  + "-cache"),
-            # A dead Redis must answer fast: the lockout then fails open.
-            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
-        }
-    }
-# === End of login protection block ===================================================

@@ -6,6 +6,13 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from accounts import views as account_views
 from scheduling.api.views import EnableTherapistView
 
+
+class OpenApiPlainJsonRenderer(OpenApiJsonRenderer):
+    """The schema as `application/json`, which is what most OpenAPI tools ask for."""
+
+    media_type = "application/json"
+
+
 urlpatterns = [
     path("healthz", account_views.healthz, name="healthz"),
     path("", account_views.landing, name="landing"),
@@ -17,7 +24,8 @@ urlpatterns = [
     path("api/scheduling/", include("scheduling.api.urls")),
     path("api/notifications/", include("notifications.urls")),
     # JSON first, so that its 401/403 are JSON like every other API error.
-    path("api/schema/", SpectacularAPIView.as_view(renderer_classes=[OpenApiJsonRenderer, OpenApiYamlRenderer]),
+    path("api/schema/", SpectacularAPIView.as_view(
+        renderer_classes=[OpenApiJsonRenderer, OpenApiPlainJsonRenderer, OpenApiYamlRenderer]),
          name="api-schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("favicon.ico", account_views.favicon, name="favicon"),

@@ -9,6 +9,7 @@ from rest_framework.views import APIView
 
 from accounts.permissions import IsStaffMember
 
+from .delivery import unread_count
 from .models import Notification
 from .payloads import notification_json
 
@@ -34,10 +35,6 @@ class NotificationPagination(PageNumberPagination):
         return response
 
 
-def unread_count(user) -> int:
-    return Notification.objects.filter(recipient=user, read_at__isnull=True).count()
-
-
 class NotificationListView(APIView):
     """My notifications, unread first, then newest first; plus the unread count."""
 
@@ -55,7 +52,7 @@ class NotificationListView(APIView):
         qs = Notification.objects.filter(recipient=request.user).order_by(
             F("read_at").asc(nulls_first=True), "-created_at", "-id")
         paginator = NotificationPagination()
-        paginator.unread = unread_count(request.user)
+        paginator.unread = unread_count(request.user.id)
         page = paginator.paginate_queryset(qs, request, view=self)
         return paginator.get_paginated_response([notification_json(n) for n in page])
 
@@ -70,7 +67,7 @@ class NotificationReadView(APIView):
         if notification.read_at is None:
             notification.read_at = timezone.now()
             notification.save(update_fields=["read_at"])
-        return Response({"notification": notification_json(notification), "unread": unread_count(request.user)})
+        return Response({"notification": notification_json(notification), "unread": unread_count(request.user.id)})
 
 
 class NotificationReadAllView(APIView):

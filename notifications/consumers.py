@@ -3,7 +3,9 @@
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .realtime import OPERATORS_GROUP, user_group
+from accounts.models import User
+
+from .realtime import BATCH_TYPE, OPERATORS_GROUP, user_group
 
 CLOSE_DISABLED = 4403
 # The layer messages a socket forwards to its page as they are.
@@ -12,7 +14,7 @@ FORWARDED = ("appointment.event", "notification")
 
 # Handlers that never touch the database: dispatched without channels' per-message
 # close_old_connections hop through the shared sync thread, which serialises fan-out.
-NO_DATABASE = frozenset({"appointment.event", "notification", "realtime.batch", "account.disabled",
+NO_DATABASE = frozenset({"appointment.event", "notification", BATCH_TYPE, "account.disabled",
                          "websocket.receive"})
 
 
@@ -27,11 +29,11 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def connect(self):
         user = self.scope.get("user")
-        if not user or not user.is_authenticated or not user.is_active or user.role not in ("operator", "therapist"):
+        if not user or not user.is_authenticated or not user.is_active or user.role not in User.Role.values:
             await self.close()  # before accept: the handshake is refused (403)
             return
         self.groups_joined = [user_group(user.id)]
-        if user.role == "operator":
+        if user.role == User.Role.OPERATOR:
             self.groups_joined.append(OPERATORS_GROUP)
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)

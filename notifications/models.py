@@ -5,12 +5,27 @@ from django.db import models
 class Notification(models.Model):
     """A message for one person, shown in the bell and pushed over the socket."""
 
+    class Kind(models.TextChoices):
+        ASSIGNED = "assigned", "New offer"
+        REJECTED = "rejected", "Offer rejected"
+        DENIED = "rejection_denied", "Rejection denied"
+        CANCELLED = "cancelled", "Appointment cancelled"
+        TIMED_OUT = "timed_out", "You missed a deadline"
+        TIMEOUTS = "timeouts", "Timeouts (digest)"
+        UNSTAFFED = "unstaffed", "No therapist available (digest)"
+        NEEDS_ATTENTION = "needs_attention", "Needs attention"
+        UNSEEN = "unseen", "Offer not seen"
+        REASSIGNED = "reassigned", "Reassigned"
+        RESCHEDULED = "rescheduled", "Rescheduled"
+        ENABLED = "enabled", "Account re-enabled"
+
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")
-    kind = models.CharField(max_length=40)
+    kind = models.CharField(max_length=40, choices=Kind.choices)
     # A string reference: notifications never imports scheduling.
     appointment = models.ForeignKey(
         "scheduling.Appointment", null=True, blank=True, on_delete=models.CASCADE, related_name="notifications"
     )
+    # A digest (appointment null) names its appointments in the message as "#id".
     message = models.CharField(max_length=1000)
     created_at = models.DateTimeField(db_index=True)
     read_at = models.DateTimeField(null=True, blank=True)

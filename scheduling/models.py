@@ -3,10 +3,15 @@
 Nothing outside `scheduling/workflow.py` changes an appointment's status.
 """
 
+from collections.abc import Iterable
+from datetime import datetime
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models import Q
+from django.db.models import Prefetch, Q
+
+from accounts.models import User
 
 
 class Client(models.Model):
@@ -34,7 +39,7 @@ class Service(models.Model):
     is_active = models.BooleanField(default=True)
     therapists = models.ManyToManyField(
         settings.AUTH_USER_MODEL, blank=True, related_name="qualified_services",
-        limit_choices_to={"role": "therapist"},
+        limit_choices_to={"role": User.Role.THERAPIST},
         help_text="The therapists qualified to give this service.",
     )
 
@@ -68,6 +73,25 @@ class Availability(models.Model):
 
     def __str__(self) -> str:
         return f"{self.therapist} {self.starts_at:%Y-%m-%d %H:%M} – {self.ends_at:%H:%M}"
+
+
+class AppointmentQuerySet(models.QuerySet):
+    """The named rules about appointments, spelled once."""
+
+    def overdue(self, now: datetime) -> "AppointmentQuerySet":
+        """Offers whose answer is late: pending, assigned, and the deadline has passed."""
+        return self.filter(Appointment.overdue_q(now))
+
+    def not_overdue(self, now: datetime) -> "AppointmentQuerySet":
+        return self.exclude(Appointment.overdue_q(now))
+
+    def with_latest_rejection(self) -> "AppointmentQuerySet":
+        """Loads each row's newest rejection (one query for the whole list), read
+        through `Appointment.latest_rejection`."""
+        return self.prefetch_related(Prefetch(
+            "rejections", queryset=AppointmentRejection.objects.order_by("-created_at", "-id"),
+            to_attr="_latest_rejections",
+        ))
 
 
 class Appointment(models.Model):
@@ -115,6 +139,8 @@ class Appointment(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField()
 
+    objects = AppointmentQuerySet.as_manager()
+
     class Meta:
         ordering = ["starts_at", "id"]
         indexes = [
@@ -137,6 +163,34 @@ class Appointment(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.client} {self.starts_at:%Y-%m-%d %H:%M} ({self.status})"
+
+    @staticmethod
+    def overdue_q(now: datetime) -> Q:
+        # Matches the partial index `appt_pending_deadline`.
+        return Q(status=Appointment.Status.PENDING, therapist__isnull=False, response_deadline__lte=now)
+
+    def is_overdue(self, now: datetime) -> bool:
+        """The one-row form of `Appointment.objects.overdue(now)`."""
+        return (self.status == self.Status.PENDING and self.therapist_id is not None
+                and self.response_deadline is not None and self.response_deadline <= now)
+
+    @property
+    def latest_rejection(self) -> "AppointmentRejection | None":
+        """The newest rejection, loaded by `with_latest_rejection()` or
+        `AppointmentRejection.attach_latest()`. Never a hidden query per row: reading
+        it on a row loaded without either is a programming error."""
+        try:
+            cached = self._latest_rejections
+        except AttributeError:
+            raise RuntimeError(
+                "latest_rejection was not loaded: use Appointment.objects.with_latest_rejection() "
+                "or AppointmentRejection.attach_latest()"
+            ) from None
+        return cached[0] if cached else None
+
+    @latest_rejection.setter
+    def latest_rejection(self, rejection: "AppointmentRejection | None") -> None:
+        self._latest_rejections = [rejection] if rejection else []
 
 
 class AppointmentRejection(models.Model):
@@ -167,6 +221,20 @@ class AppointmentRejection(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.appointment_id} rejected by {self.therapist}"
+
+    @classmethod
+    def attach_latest(cls, appointments: Iterable[Appointment]) -> None:
+        """`with_latest_rejection()` for rows already in memory: one query for all of
+        them; rows that already carry theirs are left as they are."""
+        missing = [a for a in appointments if not hasattr(a, "_latest_rejections")]
+        if not missing:
+            return
+        latest: dict[int, AppointmentRejection] = {}
+        for rejection in cls.objects.filter(appointment_id__in=[a.id for a in missing]).order_by(
+                "appointment_id", "-created_at", "-id"):
+            latest.setdefault(rejection.appointment_id, rejection)
+        for appt in missing:
+            appt.latest_rejection = latest.get(appt.id)
 
 
 class AppointmentEvent(models.Model):

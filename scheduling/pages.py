@@ -14,8 +14,9 @@ from django.middleware.csrf import get_token
 from django.shortcuts import render
 from django.utils import timezone
 
+from accounts.models import User
 from accounts.views import forbidden
-from notifications.api import unread_count
+from notifications.delivery import unread_count
 
 from . import selectors
 
@@ -46,13 +47,13 @@ def page_data(request, **extra) -> dict:
         # of other instants with Intl and falls back to this one.
         "utc_offset": now.isoformat()[-6:],
         "last_event_id": selectors.last_visible_event_id(user),
-        "unread": unread_count(user),
+        "unread": unread_count(user.id),
         "csrf_token": get_token(request),
         **extra,
     }
 
 
-@role_required("operator")
+@role_required(User.Role.OPERATOR)
 def operator_dashboard(request):
     if not request.user.is_active:
         return forbidden(request)
@@ -63,7 +64,7 @@ def operator_dashboard(request):
     return render(request, "scheduling/operator.html", {"tab": tab, "counts": counts, "page_data": data})
 
 
-@role_required("therapist")
+@role_required(User.Role.THERAPIST)
 def therapist_dashboard(request):
     user = request.user
     if not user.is_active:

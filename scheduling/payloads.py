@@ -32,15 +32,9 @@ def rejection_json(rejection: AppointmentRejection | None, tz=None) -> dict | No
     }
 
 
-def latest_rejection(appointment: Appointment) -> AppointmentRejection | None:
-    """Uses the prefetched `latest_rejections` list when the selector provided it."""
-    cached = getattr(appointment, "latest_rejections", None)
-    if cached is not None:
-        return cached[0] if cached else None
-    return appointment.rejections.order_by("-created_at", "-id").first()
-
-
 def appointment_json(appointment: Appointment, *, now: datetime | None = None) -> dict:
+    """Needs the appointment's client, service, therapist and latest rejection loaded
+    (`select_related` and `with_latest_rejection()`)."""
     now = now or timezone.now()
     tz = timezone.get_current_timezone()  # looked up once per payload, not per value
     deadline = appointment.response_deadline
@@ -62,7 +56,7 @@ def appointment_json(appointment: Appointment, *, now: datetime | None = None) -
         "seconds_to_deadline": int((deadline - now).total_seconds()) if waiting else None,
         "cancellation_reason": appointment.cancellation_reason or None,
         "cancellation_note": appointment.cancellation_note,
-        "latest_rejection": rejection_json(latest_rejection(appointment), tz),
+        "latest_rejection": rejection_json(appointment.latest_rejection, tz),
         "created_at": _iso(appointment.created_at, tz),
         "updated_at": _iso(appointment.updated_at, tz),
     }

@@ -3,20 +3,17 @@ anything else is 'not found'. Every list query here has a fixed query count."""
 
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Max, Prefetch, Q, QuerySet
+from django.db.models import Count, Max, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 
 from accounts.models import User
 
-from .models import Appointment, AppointmentEvent, AppointmentRejection, Availability
+from .models import Appointment, AppointmentEvent, Availability
 
 
 def _with_related(qs: QuerySet[Appointment]) -> QuerySet[Appointment]:
-    return qs.select_related("client", "service", "therapist").prefetch_related(
-        Prefetch("rejections", queryset=AppointmentRejection.objects.order_by("-created_at", "-id"),
-                 to_attr="latest_rejections"),
-    )
+    return qs.select_related("client", "service", "therapist").with_latest_rejection()
 
 
 def appointments_for_user(user: User) -> QuerySet[Appointment]:
@@ -53,9 +50,8 @@ def filter_appointments(qs: QuerySet[Appointment], *, statuses: list[str] | None
     if needs_review is not None:
         qs = qs.filter(status=Appointment.Status.REJECTED) if needs_review else qs.exclude(
             status=Appointment.Status.REJECTED)
-    overdue_q = Q(status=Appointment.Status.PENDING, therapist__isnull=False, response_deadline__lte=now)
     if overdue is not None:
-        qs = qs.filter(overdue_q) if overdue else qs.exclude(overdue_q)
+        qs = qs.overdue(now) if overdue else qs.not_overdue(now)
     if search:
         qs = qs.filter(Q(client__name__icontains=search) | Q(client__phone__icontains=search)
                        | Q(location__icontains=search))
@@ -106,8 +102,7 @@ def dashboard_counts() -> dict[str, int]:
     row = Appointment.objects.filter(status__in=[Appointment.Status.PENDING, Appointment.Status.REJECTED]).aggregate(
         reviews=Count("id", filter=Q(status=Appointment.Status.REJECTED)),
         timeouts=Count("id", filter=Q(status=Appointment.Status.PENDING, therapist__isnull=False)),
-        overdue=Count("id", filter=Q(status=Appointment.Status.PENDING, therapist__isnull=False,
-                                     response_deadline__lte=now)),
+        overdue=Count("id", filter=Appointment.overdue_q(now)),
         unassigned=Count("id", filter=Q(status=Appointment.Status.PENDING, therapist__isnull=True)),
     )
     return row

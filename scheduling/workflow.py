@@ -19,28 +19,31 @@ the request paths cannot deadlock each other.
 from __future__ import annotations
 
 import logging
-from collections import defaultdict
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Count, Max, Q, Value, When
+from django.db.models import Case, Value, When
 from django.utils import timezone
 
 from accounts.models import AccountStatusChange, User
-from notifications import realtime
 from notifications.models import Notification
-from notifications.payloads import notification_json
 
+from . import availability
 from .models import Appointment, AppointmentEvent, AppointmentRejection, Availability, Client, Service
-from .payloads import appointment_json, appointment_json_for
+from .outbox import Outbox
+from .text import hhmm as _hhmm
+from .text import id_list
+from .text import sentence as _sentence
+from .text import when as _when
 
 logger = logging.getLogger(__name__)
 
 Status = Appointment.Status
 Kind = AppointmentEvent.Kind
+Say = Notification.Kind
 Reason = Appointment.CancellationReason
 
 MAX_REASON_LENGTH = 500
@@ -69,197 +72,6 @@ def response_window() -> timedelta:
     return timedelta(minutes=settings.RESPONSE_DEADLINE_MINUTES)
 
 
-def _hhmm(value: datetime) -> str:
-    return timezone.localtime(value).strftime("%H:%M")
-
-
-def _sentence(text: str) -> str:
-    return text if text.endswith((".", "!", "?")) else text + "."
-
-
-def _when(value: datetime) -> str:
-    return timezone.localtime(value).strftime("%a %d %b %H:%M")
-
-
-# ---------------------------------------------------------------------------
-# The outbox: events, notifications and socket messages of one transaction.
-# ---------------------------------------------------------------------------
-
-
-class _Outbox:
-    """Collects what one transaction records, writes it with one `bulk_create`
-    per table, and schedules the socket messages for after the commit."""
-
-    def __init__(self, now: datetime):
-        self.now = now
-        self.events: list[tuple[AppointmentEvent, Appointment]] = []
-        self.notifications: list[Notification] = []
-        self.disconnect_user_ids: list[int] = []
-        self._operator_ids: list[int] | None = None
-
-    def event(self, appointment: Appointment, kind: str, *, actor: User | None, from_status: str,
-              therapist_id: int | None = None, **data) -> None:
-        self.events.append((AppointmentEvent(
-            appointment=appointment, kind=kind, actor=actor,
-            therapist_id=therapist_id if therapist_id is not None else appointment.therapist_id,
-            from_status=from_status, to_status=appointment.status, data=data, created_at=self.now,
-        ), appointment))
-
-    def notify(self, recipient_id: int, kind: str, appointment: Appointment | None, message: str) -> None:
-        self.notifications.append(Notification(
-            recipient_id=recipient_id, kind=kind, appointment=appointment, message=message[:1000],
-            created_at=self.now,
-        ))
-
-    def notify_operators(self, kind: str, appointment: Appointment, message: str) -> None:
-        if self._operator_ids is None:
-            self._operator_ids = list(
-                User.objects.filter(role=User.Role.OPERATOR, is_active=True).values_list("id", flat=True)
-            )
-        for operator_id in self._operator_ids:
-            self.notify(operator_id, kind, appointment, message)
-
-    def flush(self) -> None:
-        events = AppointmentEvent.objects.bulk_create([event for event, _ in self.events])
-        notifications = Notification.objects.bulk_create(self.notifications)
-        messages: list[realtime.Message] = []
-        snapshots: dict[int, dict] = {}
-        for event, (_, appointment) in zip(events, self.events, strict=True):
-            if appointment.id not in snapshots:
-                snapshots[appointment.id] = appointment_json(appointment, now=self.now)
-            header = {"type": "appointment.event", "event_id": event.id, "kind": event.kind}
-            messages.append((realtime.OPERATORS_GROUP, {**header, "appointment": snapshots[appointment.id]}))
-            if event.therapist_id:
-                if appointment.therapist_id == event.therapist_id:
-                    view = snapshots[appointment.id]
-                else:
-                    view = appointment_json_for(appointment, False, event.therapist_id)
-                messages.append((realtime.user_group(event.therapist_id), {**header, "appointment": view}))
-        if notifications:
-            recipients = {n.recipient_id for n in notifications}
-            unread = dict(
-                Notification.objects.filter(recipient_id__in=recipients, read_at__isnull=True)
-                .values("recipient_id").annotate(n=Count("id")).values_list("recipient_id", "n")
-            )
-            for notification in notifications:
-                messages.append((realtime.user_group(notification.recipient_id), {
-                    "type": "notification", "notification": notification_json(notification),
-                    "unread": unread.get(notification.recipient_id, 0),
-                }))
-        for user_id in self.disconnect_user_ids:
-            messages.extend(realtime.disconnect_user(user_id))
-        realtime.publish_on_commit(messages)
-
-
-# ---------------------------------------------------------------------------
-# Availability: one engine answers "who could take this appointment now?" for
-# assign, the ranked list and the sweep's no-available-therapist rule alike.
-# ---------------------------------------------------------------------------
-
-
-def _evaluate(appointments: list[Appointment], *, therapist_ids: Iterable[int] | None = None,
-              ) -> dict[int, dict[int, str | None]]:
-    """For each appointment, each candidate therapist -> None if `assign` would
-    accept them right now, else the reason it would not. Candidates are the given
-    therapists, or everyone qualified for the appointment's service. A fixed
-    number of queries for the whole list."""
-    if not appointments:
-        return {}
-    service_ids = {a.service_id for a in appointments}
-    qualified: dict[int, set[int]] = defaultdict(set)
-    through = Service.therapists.through.objects.filter(service_id__in=service_ids)
-    if therapist_ids is not None:
-        therapist_ids = set(therapist_ids)
-        through = through.filter(user_id__in=therapist_ids)
-    for service_id, user_id in through.values_list("service_id", "user_id"):
-        qualified[service_id].add(user_id)
-    candidate_ids = therapist_ids if therapist_ids is not None else set().union(*qualified.values())
-    users = {u.id: u for u in User.objects.filter(id__in=candidate_ids)}
-    if not users:
-        return {a.id: {} for a in appointments}
-
-    lo = min(a.starts_at for a in appointments)
-    hi = max(a.ends_at for a in appointments)
-    slots: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    for tid, start, end in Availability.objects.filter(
-        therapist_id__in=users, starts_at__lte=hi, ends_at__gte=lo,
-    ).values_list("therapist_id", "starts_at", "ends_at"):
-        slots[tid].append((start, end))
-    busy: dict[int, list[tuple[int, datetime, datetime]]] = defaultdict(list)
-    for appt_id, tid, start, end in Appointment.objects.filter(
-        therapist_id__in=users, status__in=Appointment.BUSY_STATUSES, starts_at__lt=hi, ends_at__gt=lo,
-    ).values_list("id", "therapist_id", "starts_at", "ends_at"):
-        busy[tid].append((appt_id, start, end))
-    excluded = set(AppointmentRejection.objects.filter(
-        appointment_id__in=[a.id for a in appointments if a.id],
-        review_decision=AppointmentRejection.Decision.ACCEPT,
-    ).values_list("appointment_id", "therapist_id"))
-
-    result: dict[int, dict[int, str | None]] = {}
-    for appt in appointments:
-        verdicts: dict[int, str | None] = {}
-        ids = therapist_ids if therapist_ids is not None else qualified.get(appt.service_id, set())
-        for tid in ids:
-            user = users.get(tid)
-            verdicts[tid] = _verdict(appt, user, qualified, slots, busy, excluded)
-        result[appt.id] = verdicts
-    return result
-
-
-def _verdict(appt, user, qualified, slots, busy, excluded) -> str | None:
-    if user is None or user.role != User.Role.THERAPIST:
-        return "is not a therapist"
-    if not user.is_active:
-        return "is disabled"
-    if user.id not in qualified.get(appt.service_id, ()):
-        return f"is not qualified for {appt.service.name}"
-    if (appt.id, user.id) in excluded:
-        return "had their rejection of this appointment accepted"
-    if not any(start <= appt.starts_at and appt.ends_at <= end for start, end in slots.get(user.id, ())):
-        return f"has no availability covering {_when(appt.starts_at)}–{_hhmm(appt.ends_at)}"
-    for other_id, start, end in busy.get(user.id, ()):
-        # Back-to-back is fine: only a real overlap blocks.
-        if other_id != appt.id and start < appt.ends_at and appt.starts_at < end:
-            return f"already has appointment #{other_id} at {_hhmm(start)}–{_hhmm(end)}"
-    return None
-
-
-@dataclass
-class RankedTherapist:
-    therapist: User
-    appointments_that_day: int
-    last_appointment_end: datetime | None
-
-
-def available_therapists(appointment: Appointment) -> list[RankedTherapist]:
-    """The therapists `assign` would accept right now, best first: fewest
-    appointments that (local) day, then longest since their last one."""
-    if (appointment.status != Status.PENDING or appointment.therapist_id is not None
-            or appointment.starts_at <= timezone.now()):
-        return []  # assign would refuse anyone
-    verdicts = _evaluate([appointment]).get(appointment.id, {})
-    free_ids = [tid for tid, reason in verdicts.items() if reason is None]
-    if not free_ids:
-        return []
-    day_start = timezone.localtime(appointment.starts_at).replace(hour=0, minute=0, second=0, microsecond=0)
-    day_end = day_start + timedelta(days=1)
-    stats = {
-        row["id"]: row for row in User.objects.filter(id__in=free_ids).annotate(
-            day_count=Count("appointments", filter=Q(
-                appointments__starts_at__gte=day_start, appointments__starts_at__lt=day_end,
-            ) & ~Q(appointments__status=Status.CANCELLED)),
-            last_end=Max("appointments__ends_at", filter=Q(
-                appointments__ends_at__lte=appointment.starts_at,
-            ) & ~Q(appointments__status=Status.CANCELLED)),
-        ).values("id", "day_count", "last_end")
-    }
-    users = {u.id: u for u in User.objects.filter(id__in=free_ids)}
-    ranked = [RankedTherapist(users[tid], stats[tid]["day_count"], stats[tid]["last_end"]) for tid in free_ids]
-    epoch = datetime.min.replace(tzinfo=timezone.get_current_timezone())
-    ranked.sort(key=lambda r: (r.appointments_that_day, r.last_appointment_end or epoch, r.therapist.display_name))
-    return ranked
-
-
 # ---------------------------------------------------------------------------
 # Running one transition.
 # ---------------------------------------------------------------------------
@@ -272,17 +84,11 @@ def _lock(appointment_id: int) -> Appointment:
     # after a concurrent assign, `therapist_id` would be set and `therapist` None.
     if not Appointment.objects.select_for_update().filter(pk=appointment_id).values_list("pk", flat=True):
         raise _not_found()
-    return Appointment.objects.select_related("client", "service", "therapist").get(pk=appointment_id)
+    return (Appointment.objects.select_related("client", "service", "therapist").with_latest_rejection()
+            .get(pk=appointment_id))
 
 
-def _is_overdue(appt: Appointment, now: datetime) -> bool:
-    return (
-        appt.status == Status.PENDING and appt.therapist_id is not None
-        and appt.response_deadline is not None and appt.response_deadline <= now
-    )
-
-
-def _run(appointment_id: int, actor: User, body: Callable[[Appointment, _Outbox], None], *,
+def _run(appointment_id: int, actor: User, body: Callable[[Appointment, Outbox], None], *,
          late_code: str = "invalid_transition") -> Appointment:
     """Lock the appointment and apply `body`; if it is overdue, commit the timeout
     first and refuse with `late_code`."""
@@ -292,8 +98,8 @@ def _run(appointment_id: int, actor: User, body: Callable[[Appointment, _Outbox]
         # touching it must not even apply its timeout.
         _require_own(appt, actor)
         now = timezone.now()
-        outbox = _Outbox(now)
-        overdue = _is_overdue(appt, now)
+        outbox = Outbox(now)
+        overdue = appt.is_overdue(now)
         if overdue:
             _expire_locked([appt], outbox)
         else:
@@ -366,7 +172,8 @@ def create_appointment(*, actor: User, client: Client, service: Service, starts_
             ends_at=starts_at + timedelta(minutes=service.duration_minutes),
             location=location, notes=notes, created_by=actor, updated_at=now,
         )
-        outbox = _Outbox(now)
+        appt.latest_rejection = None
+        outbox = Outbox(now)
         outbox.event(appt, Kind.CREATED, actor=actor, from_status="")
         if therapist_id is not None:
             _assign_locked(appt, therapist_id, actor, outbox)
@@ -378,7 +185,7 @@ def assign(*, actor: User, appointment_id: int, therapist_id: int) -> Appointmen
     return _run(appointment_id, actor, lambda appt, outbox: _assign_locked(appt, therapist_id, actor, outbox))
 
 
-def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: _Outbox) -> None:
+def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: Outbox) -> None:
     _require(appt, Status.PENDING, action="assign")
     if appt.therapist_id is not None:
         raise WorkflowError("invalid_transition",
@@ -392,7 +199,7 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: _O
     therapist = User.objects.select_for_update().filter(pk=therapist_id).first()
     if therapist is None or therapist.role != User.Role.THERAPIST:
         raise WorkflowError("invalid", "No such therapist.", status_code=400)
-    reason = _evaluate([appt], therapist_ids=[therapist.id])[appt.id][therapist.id]
+    reason = availability.verdict(appt, therapist.id)
     if reason:
         raise WorkflowError("therapist_unavailable", f"{therapist.display_name} {reason}.")
     appt.therapist = therapist
@@ -401,13 +208,13 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: _O
     _save(appt, now, "therapist", "assigned_at", "response_deadline")
     outbox.event(appt, Kind.ASSIGNED, actor=actor, from_status=Status.PENDING,
                  response_deadline=appt.response_deadline.isoformat())
-    outbox.notify(therapist.id, "assigned", appt,
+    outbox.notify(therapist.id, Say.ASSIGNED, appt,
                   f"New appointment #{appt.id} at {_when(appt.starts_at)} ({appt.service.name}, "
                   f"{appt.location}), answer by {_hhmm(appt.response_deadline)}.")
 
 
 def accept(*, actor: User, appointment_id: int) -> Appointment:
-    def body(appt: Appointment, outbox: _Outbox) -> None:
+    def body(appt: Appointment, outbox: Outbox) -> None:
         if not actor.is_therapist:
             raise WorkflowError("permission_denied", "Only the assigned therapist can accept.", status_code=403)
         _require_answerable(appt, "accept")
@@ -422,18 +229,18 @@ def accept(*, actor: User, appointment_id: int) -> Appointment:
 def reject(*, actor: User, appointment_id: int, reason: str) -> Appointment:
     reason = _clean_text(reason, field="rejection reason")
 
-    def body(appt: Appointment, outbox: _Outbox) -> None:
+    def body(appt: Appointment, outbox: Outbox) -> None:
         if not actor.is_therapist:
             raise WorkflowError("permission_denied", "Only the assigned therapist can reject.", status_code=403)
         _require_answerable(appt, "reject")
         appt.status = Status.REJECTED
         appt.responded_at = outbox.now
         _save(appt, outbox.now, "status", "responded_at")
-        AppointmentRejection.objects.create(appointment=appt, therapist=actor, reason=reason,
-                                            created_at=outbox.now)
+        appt.latest_rejection = AppointmentRejection.objects.create(
+            appointment=appt, therapist=actor, reason=reason, created_at=outbox.now)
         outbox.event(appt, Kind.REJECTED, actor=actor, from_status=Status.PENDING, reason=reason)
         outbox.notify_operators(
-            "rejected", appt,
+            Say.REJECTED, appt,
             f"{actor.display_name} rejected #{appt.id} ({_when(appt.starts_at)}, {appt.client.name}): {reason}",
         )
 
@@ -441,13 +248,15 @@ def reject(*, actor: User, appointment_id: int, reason: str) -> Appointment:
 
 
 def review_rejection(*, actor: User, appointment_id: int, decision: str, note: str = "") -> Appointment:
-    """accept: back to the queue unassigned (cancelled at once if nobody can take
-    it); deny: the same therapist gets a fresh deadline and the operator's note."""
+    """An operator decides on the open rejection: `deny` gives the same therapist
+    a fresh deadline, `accept` puts the booking back in the queue. Either way the
+    other operators' "rejected" notifications about it are handled."""
     if decision not in AppointmentRejection.Decision.values:
         raise WorkflowError("invalid", "The review decision must be 'accept' or 'deny'.", status_code=400)
     note = _clean_text(note, field="review note", required=False)
+    decide = _deny_rejection if decision == AppointmentRejection.Decision.DENY else _accept_rejection
 
-    def body(appt: Appointment, outbox: _Outbox) -> None:
+    def body(appt: Appointment, outbox: Outbox) -> None:
         rejection = (AppointmentRejection.objects.select_for_update()
                      .filter(appointment=appt).order_by("-created_at", "-id").first())
         if appt.status != Status.REJECTED:
@@ -456,47 +265,65 @@ def review_rejection(*, actor: User, appointment_id: int, decision: str, note: s
                                     f"The rejection of #{appt.id} was already reviewed "
                                     f"({rejection.review_decision}) by {rejection.reviewed_by}.")
             _require(appt, Status.REJECTED, action="review a rejection of")
-        now = outbox.now
-        therapist = appt.therapist
-        if decision == AppointmentRejection.Decision.DENY:
-            if appt.starts_at <= now:
-                raise WorkflowError("invalid_transition",
-                                    f"Appointment #{appt.id} has already started; accept the rejection or cancel it.")
-            if not therapist.is_active:
-                raise WorkflowError("therapist_unavailable", f"{therapist.display_name} is disabled.")
-        rejection.review_decision = decision
-        rejection.review_note = note
-        rejection.reviewed_by = actor
-        rejection.reviewed_at = now
-        rejection.save(update_fields=["review_decision", "review_note", "reviewed_by", "reviewed_at"])
-        appt.latest_rejections = [rejection]
-        appt.status = Status.PENDING
-        if decision == AppointmentRejection.Decision.DENY:
-            appt.assigned_at = now
-            appt.response_deadline = min(now + response_window(), appt.starts_at)
-            _save(appt, now, "status", "assigned_at", "response_deadline")
-            outbox.event(appt, Kind.REJECTION_DENIED, actor=actor, from_status=Status.REJECTED, note=note,
-                         response_deadline=appt.response_deadline.isoformat())
-            outbox.notify(therapist.id, "rejection_denied", appt,
-                          f"Your rejection of #{appt.id} ({_when(appt.starts_at)}) was denied"
-                          + (f": {_sentence(note)}" if note else ".")
-                          + f" Please answer by {_hhmm(appt.response_deadline)}.")
-            return
-        appt.therapist = None
-        appt.assigned_at = None
-        appt.response_deadline = None
-        _save(appt, now, "status", "therapist", "assigned_at", "response_deadline")
-        outbox.event(appt, Kind.REJECTION_ACCEPTED, actor=actor, from_status=Status.REJECTED,
-                     therapist_id=therapist.id, note=note)
-        # Once the start has passed nobody can be assigned, so it cannot wait in the queue.
-        if appt.starts_at <= now or not any(reason is None for reason in _evaluate([appt])[appt.id].values()):
-            _cancel_unstaffable_locked([appt], outbox)
+        decide(appt, rejection, actor, note, outbox)
+        outbox.handled_for_everyone(appt, Say.REJECTED)
 
     return _run(appointment_id, actor, body)
 
 
+def _record_review(rejection: AppointmentRejection, decision: str, actor: User, note: str, now: datetime) -> None:
+    rejection.review_decision = decision
+    rejection.review_note = note
+    rejection.reviewed_by = actor
+    rejection.reviewed_at = now
+    rejection.save(update_fields=["review_decision", "review_note", "reviewed_by", "reviewed_at"])
+
+
+def _deny_rejection(appt: Appointment, rejection: AppointmentRejection, actor: User, note: str,
+                    outbox: Outbox) -> None:
+    """The same therapist must answer again, by a fresh deadline."""
+    now = outbox.now
+    therapist = appt.therapist
+    if appt.starts_at <= now:
+        raise WorkflowError("invalid_transition",
+                            f"Appointment #{appt.id} has already started; accept the rejection or cancel it.")
+    if not therapist.is_active:
+        raise WorkflowError("therapist_unavailable", f"{therapist.display_name} is disabled.")
+    _record_review(rejection, AppointmentRejection.Decision.DENY, actor, note, now)
+    appt.latest_rejection = rejection
+    appt.status = Status.PENDING
+    appt.assigned_at = now
+    appt.response_deadline = min(now + response_window(), appt.starts_at)
+    _save(appt, now, "status", "assigned_at", "response_deadline")
+    outbox.event(appt, Kind.REJECTION_DENIED, actor=actor, from_status=Status.REJECTED, note=note,
+                 response_deadline=appt.response_deadline.isoformat())
+    outbox.notify(therapist.id, Say.DENIED, appt,
+                  f"Your rejection of #{appt.id} ({_when(appt.starts_at)}) was denied"
+                  + (f": {_sentence(note)}" if note else ".")
+                  + f" Please answer by {_hhmm(appt.response_deadline)}.")
+
+
+def _accept_rejection(appt: Appointment, rejection: AppointmentRejection, actor: User, note: str,
+                      outbox: Outbox) -> None:
+    """Back to the queue unassigned; cancelled at once if nobody can take it."""
+    now = outbox.now
+    therapist = appt.therapist
+    _record_review(rejection, AppointmentRejection.Decision.ACCEPT, actor, note, now)
+    appt.latest_rejection = rejection
+    appt.status = Status.PENDING
+    appt.therapist = None
+    appt.assigned_at = None
+    appt.response_deadline = None
+    _save(appt, now, "status", "therapist", "assigned_at", "response_deadline")
+    outbox.event(appt, Kind.REJECTION_ACCEPTED, actor=actor, from_status=Status.REJECTED,
+                 therapist_id=therapist.id, note=note)
+    # Once the start has passed nobody can be assigned, so it cannot wait in the queue.
+    if appt.starts_at <= now or not availability.anyone_available(availability.evaluate([appt])[appt.id]):
+        _cancel_unstaffable_locked([appt], outbox)
+
+
 def start(*, actor: User, appointment_id: int) -> Appointment:
-    def body(appt: Appointment, outbox: _Outbox) -> None:
+    def body(appt: Appointment, outbox: Outbox) -> None:
         _require(appt, Status.CONFIRMED, action="start")
         appt.status = Status.IN_PROGRESS
         appt.started_at = outbox.now
@@ -507,7 +334,7 @@ def start(*, actor: User, appointment_id: int) -> Appointment:
 
 
 def complete(*, actor: User, appointment_id: int) -> Appointment:
-    def body(appt: Appointment, outbox: _Outbox) -> None:
+    def body(appt: Appointment, outbox: Outbox) -> None:
         _require(appt, Status.IN_PROGRESS, action="complete")
         appt.status = Status.COMPLETED
         appt.completed_at = outbox.now
@@ -520,7 +347,7 @@ def complete(*, actor: User, appointment_id: int) -> Appointment:
 def cancel(*, actor: User, appointment_id: int, reason: str) -> Appointment:
     reason = _clean_text(reason, field="cancellation reason")
 
-    def body(appt: Appointment, outbox: _Outbox) -> None:
+    def body(appt: Appointment, outbox: Outbox) -> None:
         _require(appt, *Appointment.BUSY_STATUSES, action="cancel")
         from_status = appt.status
         appt.status = Status.CANCELLED
@@ -530,8 +357,10 @@ def cancel(*, actor: User, appointment_id: int, reason: str) -> Appointment:
         _save(appt, outbox.now, "status", "cancellation_reason", "cancellation_note", "cancelled_at")
         outbox.event(appt, Kind.CANCELLED, actor=actor, from_status=from_status, reason=reason)
         if appt.therapist_id:
-            outbox.notify(appt.therapist_id, "cancelled", appt,
+            outbox.notify(appt.therapist_id, Say.CANCELLED, appt,
                           f"Appointment #{appt.id} at {_when(appt.starts_at)} was cancelled: {reason}")
+        if from_status == Status.REJECTED:
+            outbox.handled_for_everyone(appt, Say.REJECTED)
 
     return _run(appointment_id, actor, body)
 
@@ -557,15 +386,14 @@ class BatchResult:
     last_id: int = 0
 
 
-def _attach_latest_rejections(appts: list[Appointment]) -> None:
-    latest: dict[int, AppointmentRejection] = {}
-    for rejection in AppointmentRejection.objects.filter(
-        appointment_id__in=[a.id for a in appts],
-    ).order_by("appointment_id", "-created_at", "-id"):
-        latest.setdefault(rejection.appointment_id, rejection)
-    for appt in appts:
-        if not hasattr(appt, "latest_rejections"):
-            appt.latest_rejections = [latest[appt.id]] if appt.id in latest else []
+def _first_missed(appts: Iterable[Appointment]) -> dict[int, Appointment]:
+    """The disable rule: a therapist is disabled for their earliest missed
+    deadline (deadline, then id) — one reason, one history row, however many
+    they missed."""
+    first: dict[int, Appointment] = {}
+    for appt in sorted(appts, key=lambda a: (a.response_deadline, a.id)):
+        first.setdefault(appt.therapist_id, appt)
+    return first
 
 
 def _timeout_line(appt: Appointment, disabled: bool) -> str:
@@ -574,10 +402,17 @@ def _timeout_line(appt: Appointment, disabled: bool) -> str:
     return line + (f"; {name} disabled" if disabled else f"; {name} was already disabled")
 
 
-def _expire_locked(appts: list[Appointment], outbox: _Outbox) -> list[SweepAction]:
-    """Time out these locked, overdue appointments: cancel them, disable their
-    therapists (once each, in one UPDATE), notify the therapist and every
-    operator. A fixed number of queries however many appointments."""
+def _expire_locked(appts: list[Appointment], outbox: Outbox) -> list[SweepAction]:
+    """Time out these locked, overdue appointments. A fixed number of queries
+    however many there are:
+
+    1. cancel them all in one UPDATE;
+    2. disable each late therapist once (their earliest miss is the reason), in
+       one UPDATE, with one history row each, and close their sockets;
+    3. write one event per appointment, tell each therapist about their own, and
+       give every operator one digest of the batch — plus one `needs_attention`
+       note naming the open jobs the disabled therapists still hold.
+    """
     if not appts:
         return []
     now = outbox.now
@@ -585,9 +420,7 @@ def _expire_locked(appts: list[Appointment], outbox: _Outbox) -> list[SweepActio
         status=Status.CANCELLED, cancellation_reason=Reason.RESPONSE_TIMEOUT,
         cancelled_at=now, auto_cancelled_at=now, updated_at=now,
     )
-    first_missed: dict[int, Appointment] = {}
-    for appt in sorted(appts, key=lambda a: (a.response_deadline, a.id)):
-        first_missed.setdefault(appt.therapist_id, appt)
+    first_missed = _first_missed(appts)
     newly_disabled = set(User.objects.select_for_update().filter(
         id__in=first_missed, is_active=True,
     ).values_list("id", flat=True))
@@ -604,8 +437,8 @@ def _expire_locked(appts: list[Appointment], outbox: _Outbox) -> list[SweepActio
             AccountStatusChange(user_id=tid, action=AccountStatusChange.Action.DISABLED, reason=text, created_at=now)
             for tid, text in reasons.items()
         ])
-        outbox.disconnect_user_ids.extend(reasons)
-    _attach_latest_rejections(appts)
+        outbox.disconnect(reasons)
+    AppointmentRejection.attach_latest(appts)
     actions = []
     for appt in appts:
         appt.status = Status.CANCELLED
@@ -613,14 +446,43 @@ def _expire_locked(appts: list[Appointment], outbox: _Outbox) -> list[SweepActio
         appt.cancelled_at = appt.auto_cancelled_at = appt.updated_at = now
         disabled = first_missed[appt.therapist_id] is appt and appt.therapist_id in newly_disabled
         outbox.event(appt, Kind.TIMED_OUT, actor=None, from_status=Status.PENDING, therapist_disabled=disabled)
-        line = _timeout_line(appt, disabled)
-        outbox.notify(appt.therapist_id, "timed_out", appt,
+        outbox.notify(appt.therapist_id, Say.TIMED_OUT, appt,
                       f"You did not answer appointment #{appt.id} ({_when(appt.starts_at)}) by "
                       f"{_hhmm(appt.response_deadline)}: it was cancelled and your account is disabled. "
                       "Ask an operator to re-enable it.")
-        outbox.notify_operators("timed_out", appt, line)
-        actions.append(SweepAction(appt.id, "timed_out", line, disabled))
+        actions.append(SweepAction(appt.id, "timed_out", _timeout_line(appt, disabled), disabled))
+    ids = [a.id for a in appts]
+    n, d = len(ids), len(newly_disabled)
+    outbox.notify_operators(
+        Say.TIMEOUTS, None,
+        f"{n} appointment{'s' if n != 1 else ''} cancelled without a response: {id_list(ids)}"
+        + (f"; {d} therapist{'s' if d != 1 else ''} disabled." if d else "."),
+    )
+    _flag_open_jobs(newly_disabled, outbox)
     return actions
+
+
+def _flag_open_jobs(therapist_ids: set[int], outbox: Outbox) -> None:
+    """A disabled therapist keeps nothing silently: their other open jobs (pending
+    or confirmed, start ahead) are named to every operator, to reassign."""
+    if not therapist_ids:
+        return
+    # Offers already overdue are left out: the timeout rule takes them next.
+    jobs = list(Appointment.objects.filter(
+        therapist_id__in=therapist_ids, status__in=[Status.PENDING, Status.CONFIRMED], starts_at__gt=outbox.now,
+    ).not_overdue(outbox.now).select_related("therapist").order_by("therapist_id", "starts_at", "id")[:200])
+    by_therapist: dict[int, list[Appointment]] = {}
+    for job in jobs:
+        by_therapist.setdefault(job.therapist_id, []).append(job)
+    parts = [
+        f"{items[0].therapist.display_name} was disabled and still holds "
+        + ", ".join(f"#{a.id} ({_when(a.starts_at)})" for a in items[:20])
+        + (f" and {len(items) - 20} more" if len(items) > 20 else "")
+        for items in by_therapist.values()
+    ]
+    if parts:
+        only = jobs[0] if len(jobs) == 1 else None
+        outbox.notify_operators(Say.NEEDS_ATTENTION, only, "; ".join(parts) + ". Reassign or cancel them.")
 
 
 def _unstaffable_line(appt: Appointment, now: datetime) -> str:
@@ -629,7 +491,7 @@ def _unstaffable_line(appt: Appointment, now: datetime) -> str:
             f"{why}")
 
 
-def _cancel_unstaffable_locked(appts: list[Appointment], outbox: _Outbox) -> list[SweepAction]:
+def _cancel_unstaffable_locked(appts: list[Appointment], outbox: Outbox) -> list[SweepAction]:
     if not appts:
         return []
     now = outbox.now
@@ -637,21 +499,21 @@ def _cancel_unstaffable_locked(appts: list[Appointment], outbox: _Outbox) -> lis
         status=Status.CANCELLED, cancellation_reason=Reason.NO_AVAILABLE_THERAPIST,
         cancelled_at=now, auto_cancelled_at=now, updated_at=now,
     )
-    _attach_latest_rejections(appts)
+    AppointmentRejection.attach_latest(appts)
     actions = []
     for appt in appts:
         appt.status = Status.CANCELLED
         appt.cancellation_reason = Reason.NO_AVAILABLE_THERAPIST
         appt.cancelled_at = appt.auto_cancelled_at = appt.updated_at = now
-        line = _unstaffable_line(appt, now)
         outbox.event(appt, Kind.NO_AVAILABLE_THERAPIST, actor=None, from_status=Status.PENDING)
-        outbox.notify_operators("no_available_therapist", appt, line)
-        actions.append(SweepAction(appt.id, "no_available_therapist", line))
+        actions.append(SweepAction(appt.id, "no_available_therapist", _unstaffable_line(appt, now)))
+    if len(appts) == 1:
+        message = actions[0].line
+    else:
+        message = (f"{len(appts)} appointments cancelled, no therapist could take them in time: "
+                   f"{id_list([a.id for a in appts])}.")
+    outbox.notify_operators(Say.UNSTAFFED, None, message)
     return actions
-
-
-def _overdue_q(now: datetime) -> Q:
-    return Q(status=Status.PENDING, therapist__isnull=False, response_deadline__lte=now)
 
 
 def expire_overdue(*, batch_size: int = 500, dry_run: bool = False, after_id: int = 0) -> BatchResult:
@@ -659,25 +521,22 @@ def expire_overdue(*, batch_size: int = 500, dry_run: bool = False, after_id: in
     (`skip_locked`, so sweeps on several hosts never share a row) and time them out."""
     with transaction.atomic():
         now = timezone.now()
-        qs = Appointment.objects.filter(_overdue_q(now)).select_related("client", "service", "therapist")
+        qs = Appointment.objects.overdue(now).select_related("client", "service", "therapist")
         if dry_run:
             appts = list(qs.filter(id__gt=after_id).order_by("id")[:batch_size])
-            # The real run disables a therapist on their earliest missed deadline
-            # (deadline, then id) among everything due, whichever batch it is in.
-            first_missed: dict[int, int] = {}
-            for therapist_id, appt_id in (
-                Appointment.objects.filter(_overdue_q(now), therapist_id__in={a.therapist_id for a in appts})
-                .order_by("response_deadline", "id").values_list("therapist_id", "id")
-            ):
-                first_missed.setdefault(therapist_id, appt_id)
+            # The real run claims in deadline order, so a therapist's earliest miss
+            # among everything due is where it disables them, whichever batch it is in.
+            first_missed = _first_missed(
+                Appointment.objects.overdue(now).filter(therapist_id__in={a.therapist_id for a in appts})
+                .only("id", "therapist_id", "response_deadline"))
             lines = []
             for appt in appts:
-                first = appt.therapist.is_active and first_missed[appt.therapist_id] == appt.id
+                first = appt.therapist.is_active and first_missed[appt.therapist_id].id == appt.id
                 lines.append(SweepAction(appt.id, "timed_out", _timeout_line(appt, first), first))
             return BatchResult(len(appts), lines, appts[-1].id if appts else after_id)
         appts = list(qs.select_for_update(skip_locked=True, of=("self",)).order_by("response_deadline", "id")
                      [:batch_size])
-        outbox = _Outbox(now)
+        outbox = Outbox(now)
         actions = _expire_locked(appts, outbox)
         outbox.flush()
     return BatchResult(len(appts), actions, max((a.id for a in appts), default=after_id))
@@ -696,15 +555,13 @@ def cancel_unstaffable(*, batch_size: int = 500, dry_run: bool = False, after_id
         if not dry_run:
             qs = qs.select_for_update(skip_locked=True, of=("self",))
         appts = list(qs[:batch_size])
-        future = [a for a in appts if a.starts_at > now]
-        verdicts = _evaluate(future)
-        doomed = [a for a in appts if a.starts_at <= now
-                  or not any(reason is None for reason in verdicts[a.id].values())]
+        verdicts = availability.evaluate([a for a in appts if a.starts_at > now])
+        doomed = [a for a in appts if a.starts_at <= now or not availability.anyone_available(verdicts[a.id])]
         last_id = appts[-1].id if appts else after_id
         if dry_run:
             return BatchResult(len(appts), [SweepAction(a.id, "no_available_therapist", _unstaffable_line(a, now))
                                             for a in doomed], last_id)
-        outbox = _Outbox(now)
+        outbox = Outbox(now)
         actions = _cancel_unstaffable_locked(doomed, outbox)
         outbox.flush()
     return BatchResult(len(appts), actions, last_id)
@@ -748,7 +605,6 @@ def sweep(*, batch_size: int = 500, dry_run: bool = False,
                 break
     return counts
 
-
 # ---------------------------------------------------------------------------
 # Therapist accounts and availability.
 # ---------------------------------------------------------------------------
@@ -769,8 +625,8 @@ def enable_therapist(*, actor: User, therapist_id: int, note: str = "") -> User:
         therapist.save(update_fields=["is_active", "disabled_at", "disabled_reason"])
         AccountStatusChange.objects.create(user=therapist, action=AccountStatusChange.Action.ENABLED,
                                            reason=note, changed_by=actor, created_at=now)
-        outbox = _Outbox(now)
-        outbox.notify(therapist.id, "enabled", None,
+        outbox = Outbox(now)
+        outbox.notify(therapist.id, Say.ENABLED, None,
                       f"Your account was re-enabled by {actor.display_name}" + (f": {note}" if note else "."))
         outbox.flush()
     return therapist

@@ -65,6 +65,17 @@ def test_the_schema_is_openapi_3_yaml_by_default_for_any_role(api, therapist):
     assert document["info"]["title"]
 
 
+def test_json_clients_get_json_and_yaml_is_served_on_request(api, operator):
+    as_json = api(operator).get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert as_json.status_code == 200
+    assert as_json["Content-Type"].startswith("application/json")
+    assert as_json.json()["openapi"].startswith("3.")
+    as_yaml = api(operator).get("/api/schema/", {"format": "yaml"})
+    assert as_yaml.status_code == 200
+    assert as_yaml["Content-Type"].startswith("application/vnd.oai.openapi")
+    assert as_yaml.content.startswith(b"openapi:")
+
+
 def test_the_schema_lists_every_path_of_the_design(schema):
     assert schema["openapi"].startswith("3.")
     documented = {path: set(item) & {"get", "post", "put", "patch", "delete"}

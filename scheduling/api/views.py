@@ -11,7 +11,7 @@ from rest_framework.views import APIView
 from accounts.api import therapist_json
 from accounts.permissions import IsOperator, IsStaffMember, IsTherapist, ReadAnyWriteOperator
 
-from .. import selectors, workflow
+from .. import availability, selectors, workflow
 from ..models import Appointment, Availability, Client, Service
 from ..payloads import appointment_json, appointment_json_for
 from . import serializers as s
@@ -122,7 +122,7 @@ class AppointmentViewSet(viewsets.GenericViewSet):
     @action(detail=True, methods=["get"], pagination_class=None)
     def available_therapists(self, request, pk=None):
         appointment = selectors.appointment_for_user(request.user, pk)
-        ranked = workflow.available_therapists(appointment)
+        ranked = availability.available_therapists(appointment)
         return Response(s.RankedTherapistSerializer(ranked, many=True).data)
 
     @extend_schema(request=s.AssignSerializer, responses=s.AppointmentSerializer)

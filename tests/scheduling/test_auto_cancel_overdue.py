@@ -113,11 +113,13 @@ def test_appointment_is_untouched_a_second_before_its_deadline_and_cancelled_a_s
     assert (event.actor, event.from_status, event.to_status) == (None, "pending", "cancelled")
     assert event.data["therapist_disabled"] is True
 
-    for person in (therapist, operator, operator2):
-        notification = Notification.objects.get(recipient=person, kind="timed_out")
-        assert notification.appointment_id == appt.id
-        assert f"#{appt.id}" in notification.message
-    assert "disabled" in Notification.objects.get(recipient=therapist, kind="timed_out").message
+    notification = Notification.objects.get(recipient=therapist, kind="timed_out")
+    assert notification.appointment_id == appt.id
+    assert f"#{appt.id}" in notification.message and "disabled" in notification.message
+    for person in (operator, operator2):
+        digest = Notification.objects.get(recipient=person)
+        assert (digest.kind, digest.appointment_id) == ("timeouts", None)
+        assert f"#{appt.id}" in digest.message
 
     assert len(lines) == 2
     assert lines[0].startswith(f"#{appt.id} cancelled: no response from Ana Cruz")
@@ -149,7 +151,11 @@ def test_therapist_with_several_overdue_appointments_is_disabled_once(make_appoi
         assert (appt.status, appt.cancellation_reason) == ("cancelled", "response_timeout")
         assert AppointmentEvent.objects.filter(appointment=appt, kind="timed_out").count() == 1
         assert Notification.objects.filter(appointment=appt, recipient=therapist, kind="timed_out").count() == 1
-        assert Notification.objects.filter(appointment=appt, recipient=operator, kind="timed_out").count() == 1
+    # Operators get one digest for the batch, naming all three in order.
+    [digest] = Notification.objects.filter(recipient=operator)
+    assert digest.kind == "timeouts"
+    assert digest.message == ("3 appointments cancelled without a response: "
+                              + ", ".join(f"#{a.id}" for a in appts) + "; 1 therapist disabled.")
     assert [line.split()[0] for line in lines[:-1]] == [f"#{a.id}" for a in appts]
     assert lines[-1].startswith("Cancelled 3 appointment(s): 3 without a response (1 therapist(s) disabled)")
 
@@ -190,7 +196,7 @@ def test_unassigned_booking_whose_start_has_passed_is_cancelled(make_appointment
     event = AppointmentEvent.objects.get(appointment=appt, kind="no_available_therapist")
     assert (event.actor, event.from_status, event.to_status) == (None, "pending", "cancelled")
     for person in (operator, operator2):
-        assert f"#{appt.id}" in Notification.objects.get(recipient=person, kind="no_available_therapist").message
+        assert f"#{appt.id}" in Notification.objects.get(recipient=person, kind="unstaffed").message
     assert not Notification.objects.filter(recipient=therapist).exists()
     therapist.refresh_from_db()
     assert therapist.is_active
@@ -210,8 +216,8 @@ def test_unassigned_booking_starting_within_the_response_window_with_nobody_avai
     appt.refresh_from_db()
     assert (appt.status, appt.cancellation_reason) == ("cancelled", "no_available_therapist")
     assert lines[0].startswith(f"#{appt.id} cancelled:") and lines[0].endswith("no therapist is available for it")
-    notification = Notification.objects.get(recipient=operator, kind="no_available_therapist")
-    assert notification.appointment_id == appt.id
+    notification = Notification.objects.get(recipient=operator, kind="unstaffed")
+    assert notification.appointment_id is None and f"#{appt.id}" in notification.message
 
 
 def test_unassigned_booking_starting_soon_stays_pending_while_someone_can_take_it(make_appointment, therapist):
@@ -439,7 +445,10 @@ def test_sweeping_a_thousand_overdue_appointments_costs_a_few_queries_per_batch(
 
     assert counts.as_dict() == {"timed_out": 1000, "therapists_disabled": 8, "no_available_therapist": 0}
     assert AppointmentEvent.objects.filter(kind="timed_out").count() == 1000
-    assert Notification.objects.count() == 1000 * 3
+    # The therapists hear of each of theirs; each operator gets one digest per batch.
+    assert Notification.objects.filter(recipient__role="therapist").count() == 1000
+    assert Notification.objects.filter(recipient=operator).count() == 2
+    assert Notification.objects.filter(recipient=operator2).count() == 2
     assert AccountStatusChange.objects.count() == 8
 
 

@@ -120,13 +120,13 @@ class Command(BaseCommand):
         admin_note = "superuser, Django admin at /admin/"
         if not knows(ADMIN_USERNAME):
             admin_note += " (an existing account: its own password)"
-        logins = [DemoLogin(ADMIN_USERNAME, "operator", admin_note)]
-        logins += [DemoLogin(username, "operator") for username, *_ in OPERATORS]
+        logins = [DemoLogin(ADMIN_USERNAME, User.Role.OPERATOR, admin_note)]
+        logins += [DemoLogin(username, User.Role.OPERATOR) for username, *_ in OPERATORS]
         for username, *_ in THERAPISTS:
             user = users.get(username)
             disabled = user is not None and not user.is_active
-            logins.append(DemoLogin(username, "therapist", "disabled (missed a deadline): re-enable in the admin"
-                                    if disabled else ""))
+            note = "disabled (missed a deadline): re-enable in the admin" if disabled else ""
+            logins.append(DemoLogin(username, User.Role.THERAPIST, note))
         for login in logins:
             self.stdout.write(f"  {login.username:<10} {login.role:<10} {login.note}".rstrip())
 

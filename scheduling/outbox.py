@@ -1,0 +1,73 @@
+"""What one workflow transaction records besides the rows it changes: its events,
+what it tells people, and which sockets it closes.
+
+The outbox collects them while the transaction runs and `flush` writes them at
+the end with one `bulk_create` per table (a sweep batch of 500 timeouts is a few
+queries, not thousands), then schedules the socket messages for after the commit
+so a rolled-back transaction publishes nothing. The notification rows and their
+messages are the notifications app's business (`notifications.delivery`); the
+outbox only shapes the `appointment.event` messages.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from accounts.models import User
+from notifications import realtime
+from notifications.delivery import Note, deliver, mark_handled
+
+from .models import Appointment, AppointmentEvent
+from .payloads import appointment_json, appointment_json_for
+
+
+class Outbox:
+    def __init__(self, now: datetime):
+        self.now = now
+        self.events: list[tuple[AppointmentEvent, Appointment]] = []
+        self.notes: list[Note] = []
+        self.handled: list[tuple[int, tuple[str, ...]]] = []
+        self.disconnect_user_ids: list[int] = []
+
+    def event(self, appointment: Appointment, kind: str, *, actor: User | None, from_status: str,
+              therapist_id: int | None = None, **data) -> None:
+        self.events.append((AppointmentEvent(
+            appointment=appointment, kind=kind, actor=actor,
+            therapist_id=therapist_id if therapist_id is not None else appointment.therapist_id,
+            from_status=from_status, to_status=appointment.status, data=data, created_at=self.now,
+        ), appointment))
+
+    def notify(self, recipient_id: int, kind: str, appointment: Appointment | None, message: str) -> None:
+        self.notes.append(Note(kind, message, recipient_id, appointment.id if appointment else None))
+
+    def notify_operators(self, kind: str, appointment: Appointment | None, message: str) -> None:
+        self.notes.append(Note.to_operators(kind, message, appointment.id if appointment else None))
+
+    def handled_for_everyone(self, appointment: Appointment, *kinds: str) -> None:
+        """Everybody's unread `kinds` notifications about `appointment` are dealt with."""
+        self.handled.append((appointment.id, kinds))
+
+    def disconnect(self, user_ids) -> None:
+        self.disconnect_user_ids.extend(user_ids)
+
+    def flush(self) -> None:
+        events = AppointmentEvent.objects.bulk_create([event for event, _ in self.events])
+        messages: list[realtime.Message] = []
+        snapshots: dict[int, dict] = {}
+        for event, (_, appointment) in zip(events, self.events, strict=True):
+            if appointment.id not in snapshots:
+                snapshots[appointment.id] = appointment_json(appointment, now=self.now)
+            header = {"type": "appointment.event", "event_id": event.id, "kind": event.kind}
+            messages.append((realtime.OPERATORS_GROUP, {**header, "appointment": snapshots[appointment.id]}))
+            if event.therapist_id:
+                if appointment.therapist_id == event.therapist_id:
+                    view = snapshots[appointment.id]
+                else:
+                    view = appointment_json_for(appointment, False, event.therapist_id)
+                messages.append((realtime.user_group(event.therapist_id), {**header, "appointment": view}))
+        for appointment_id, kinds in self.handled:
+            messages.extend(mark_handled(appointment_id=appointment_id, kinds=kinds, now=self.now))
+        messages.extend(deliver(self.notes, now=self.now))
+        for user_id in self.disconnect_user_ids:
+            messages.extend(realtime.disconnect_user(user_id))
+        realtime.publish_on_commit(messages)

@@ -1,0 +1,63 @@
+"""The notifications half of the seam: rows, unread counts and socket messages."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from notifications import delivery
+from notifications.delivery import Note
+from notifications.models import Notification
+from tests.conftest import make_user
+
+pytestmark = pytest.mark.django_db
+
+
+def pile(user, count: int, *, read: bool = False) -> None:
+    now = timezone.now()
+    Notification.objects.bulk_create([
+        Notification(recipient=user, kind="rejected", message=f"#{i}", created_at=now - timedelta(seconds=i),
+                     read_at=now if read else None)
+        for i in range(count)
+    ])
+
+
+def test_deliver_writes_one_row_per_recipient_and_returns_their_messages(operator, operator2, therapist):
+    now = timezone.now()
+    pile(operator, 3)
+    messages = delivery.deliver([
+        Note.to_operators("timeouts", "2 appointments cancelled without a response: #1, #2."),
+        Note("timed_out", "You did not answer", therapist.id),
+    ], now=now)
+    rows = Notification.objects.filter(created_at=now).order_by("recipient_id")
+    assert [(n.recipient_id, n.kind) for n in rows] == sorted(
+        [(operator.id, "timeouts"), (operator2.id, "timeouts"), (therapist.id, "timed_out")])
+    unread = {group: message["unread"] for group, message in messages}
+    assert unread == {f"user_{operator.id}": 4, f"user_{operator2.id}": 1, f"user_{therapist.id}": 1}
+    assert all(message["type"] == "notification" for _, message in messages)
+
+
+def test_disabled_operators_are_not_notified(operator, operator2):
+    operator2.is_active = False
+    operator2.save()
+    delivery.deliver([Note.to_operators("timeouts", "x")], now=timezone.now())
+    assert list(Notification.objects.values_list("recipient_id", flat=True)) == [operator.id]
+
+
+def test_unread_counts_are_exact_below_the_cap_and_capped_above(operator, operator2, therapist):
+    pile(operator, 7)
+    pile(operator, 5, read=True)
+    pile(operator2, delivery.UNREAD_CAP + 20)
+    assert delivery.unread_counts([operator.id, operator2.id, therapist.id]) == {
+        operator.id: 7, operator2.id: delivery.UNREAD_CAP, therapist.id: 0}
+
+
+def test_a_write_that_notifies_every_operator_costs_the_same_queries_however_many_are_unread(
+        django_assert_num_queries):
+    operators = [make_user(f"op{i}", "operator") for i in range(10)]
+    for count in (0, 2000):
+        for person in operators:
+            pile(person, count)
+        with django_assert_num_queries(3):  # operators, one bulk insert, one bounded count
+            messages = delivery.deliver([Note.to_operators("rejected", "Ana rejected #1")], now=timezone.now())
+        assert len(messages) == 10
