@@ -112,10 +112,23 @@ TEMPLATES = [
 ]
 
 # --- Database -----------------------------------------------------------------
+# Connections per server process on PostgreSQL, from Django's own pool. A daphne
+# process runs its database work on one thread, so a few are plenty. Size it so
+# that processes x DB_POOL_MAX_SIZE + the sweep + admin shells stays below
+# PostgreSQL's max_connections (README, "Deploying"). 0 turns the pool off.
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 4)
 if env.str("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("CONN_MAX_AGE", 0))
-    DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"].endswith("postgresql") and DB_POOL_MAX_SIZE:
+        # A pooled connection goes back to the pool at the end of each request
+        # instead of being closed; the pool checks it before handing it out again.
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        DATABASES["default"].setdefault("OPTIONS", {})["pool"] = {
+            "min_size": 1, "max_size": DB_POOL_MAX_SIZE, "timeout": 10, "max_idle": 300,
+        }
+    else:
+        DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("CONN_MAX_AGE", 0))
+        DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
     DATABASES = {
         "default": {

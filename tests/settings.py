@@ -18,6 +18,11 @@ REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"]["login"] = os.environ.get("LOGIN_THROTT
 # Tests speak plain HTTP to the test client and to local daphne processes.
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False
+# Tests keep no pooled connections behind: the suite's own process never pools
+# (its test database must be droppable at the end); a daphne subprocess pools
+# only when the test that starts it sets DB_POOL_MAX_SIZE for it.
+if "DB_POOL_MAX_SIZE" not in os.environ:
+    DATABASES["default"].get("OPTIONS", {}).pop("pool", None)  # noqa: F405
 # Each test run gets its own test database, so runs on one machine never collide.
 if DATABASES["default"]["ENGINE"].endswith("postgresql"):  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": f"test_guitara_{os.getpid()}"}  # noqa: F405
