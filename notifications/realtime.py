@@ -5,6 +5,11 @@ a rolled-back transaction publishes nothing. A broken or slow channel layer
 (Redis down) is logged and never raised into the request: the events and
 notifications are already stored and the dashboards catch up from the events API.
 
+Inside the server the request does not wait for Redis: the messages go to a
+sender task on the server's event loop (one per loop, first in, first out), and
+the response is written while they are sent. The sweep command and other
+processes without a server loop send and wait.
+
 The messages of one transaction are coalesced per group: each group gets one
 channel-layer message (a `realtime.batch` of up to `_PER_ENVELOPE` messages, or
 the message itself when it is alone), which the consumer unpacks into the
@@ -17,9 +22,11 @@ silently drops messages.
 
 import asyncio
 import logging
+import os
+import weakref
 from collections.abc import Iterable
 
-from asgiref.sync import async_to_sync
+from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
 from django.conf import settings
 from django.db import transaction
@@ -61,13 +68,71 @@ def coalesce(messages: Iterable[Message]) -> list[Message]:
 
 
 def publish(messages: list[Message]) -> None:
+    """Send now. Inside the server (sync code called from its event loop) the
+    messages are handed to that loop's sender task and the request goes on
+    without waiting for Redis; elsewhere (the sweep command, shells, tests) this
+    waits until they are sent."""
     layer = get_channel_layer()
     if layer is None or not messages:
         return
+    envelopes = coalesce(messages)
+    loop = _server_loop()
+    if loop is not None:
+        loop.call_soon_threadsafe(_enqueue, loop, layer, envelopes)
+        return
     try:
-        async_to_sync(_send_all)(layer, coalesce(messages))
+        async_to_sync(_send_all)(layer, envelopes)
     except Exception as exc:  # noqa: BLE001 - publishing must never fail a request
         logger.warning("realtime publish of %d message(s) failed: %s: %s", len(messages), type(exc).__name__, exc)
+
+
+def _server_loop() -> asyncio.AbstractEventLoop | None:
+    """The event loop that called into this sync thread (asgiref records it), if
+    it is still running: the server's loop, where the sockets live."""
+    loop = getattr(SyncToAsync.threadlocal, "main_event_loop", None)
+    if loop is None or getattr(SyncToAsync.threadlocal, "main_event_loop_pid", None) != os.getpid():
+        return None
+    return loop if loop.is_running() and not loop.is_closed() else None
+
+
+# One sender task per event loop drains a FIFO queue, so one transaction's
+# messages never overtake an earlier one's (pages track the last event id).
+_senders: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+# Past this many waiting publishes (Redis down for long), new ones are dropped and
+# logged: the events are stored and the pages catch up from the events API.
+_MAX_WAITING = 10_000
+
+
+def _enqueue(loop: asyncio.AbstractEventLoop, layer, envelopes: list[Message]) -> None:
+    sender = _senders.get(loop)
+    if sender is None:
+        queue: asyncio.Queue = asyncio.Queue()
+        # Kept with its queue: the loop itself holds tasks only weakly.
+        sender = _senders[loop] = (queue, loop.create_task(_sender(queue)))
+    queue = sender[0]
+    if queue.qsize() >= _MAX_WAITING:
+        logger.warning("realtime publish dropped: %d publishes already waiting", queue.qsize())
+        return
+    queue.put_nowait((layer, envelopes))
+
+
+async def _sender(queue: asyncio.Queue) -> None:
+    while True:
+        layer, envelopes = await queue.get()
+        try:
+            await _send_all(layer, envelopes)
+        except Exception as exc:  # noqa: BLE001 - one failed publish must not stop the sender
+            logger.warning("realtime publish of %d envelope(s) failed: %s: %s", len(envelopes),
+                           type(exc).__name__, exc)
+        finally:
+            queue.task_done()
+
+
+async def drain() -> None:
+    """Wait until this loop's sender has sent everything handed to it (tests)."""
+    sender = _senders.get(asyncio.get_running_loop())
+    if sender is not None:
+        await sender[0].join()
 
 
 async def _send_all(layer, envelopes: list[Message]) -> None:

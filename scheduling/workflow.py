@@ -78,14 +78,24 @@ def response_window() -> timedelta:
 
 
 def _lock(appointment_id: int) -> Appointment:
-    # Lock first, then read the row with its relations in a second statement.
-    # A `FOR UPDATE` that had to wait for another transaction returns the new
-    # version of the locked row but the *old* rows of the tables joined to it:
-    # after a concurrent assign, `therapist_id` would be set and `therapist` None.
-    if not Appointment.objects.select_for_update().filter(pk=appointment_id).values_list("pk", flat=True):
+    """Lock the appointment's row and read it with its relations, in one statement
+    when nobody else held the lock.
+
+    A `FOR UPDATE` that had to wait for another transaction returns the new
+    version of the locked row but the *old* rows of the tables joined to it: after
+    a concurrent assign, `therapist_id` would be set and `therapist` None. Only the
+    therapist can change under us (client and service never do), so a therapist
+    that does not match `therapist_id` is read again, now that the row is ours.
+    """
+    appt = (Appointment.objects.select_for_update(of=("self",)).select_related("client", "service", "therapist")
+            .filter(pk=appointment_id).first())
+    if appt is None:
         raise _not_found()
-    return (Appointment.objects.select_related("client", "service", "therapist").with_latest_rejection()
-            .get(pk=appointment_id))
+    joined = appt._state.fields_cache.get("therapist")
+    if (joined.pk if joined else None) != appt.therapist_id:
+        appt.therapist = User.objects.get(pk=appt.therapist_id) if appt.therapist_id else None
+    AppointmentRejection.attach_latest([appt])
+    return appt
 
 
 def _run(appointment_id: int, actor: User, body: Callable[[Appointment, Outbox], None], *,
