@@ -101,7 +101,7 @@ async def timed_gets(server: Server, path: str, headers: dict[str, str], *, coun
 
 async def open_socket(server: Server, session_key: str) -> ClientConnection:
     # Like a browser: an Origin header, the session cookie, no client pings.
-    return await connect(server.ws_url, origin=server.origin,
+    return await connect(server.dashboard_ws_url, origin=server.origin,
                          additional_headers={"Cookie": f"sessionid={session_key}"},
                          ping_interval=None, open_timeout=60, max_queue=None)
 

@@ -1,5 +1,6 @@
 """What every benchmark shares: the environment, a fresh database, server
-subprocesses (daphne or uvicorn) on loopback ports, statistics, CPU accounting
+subprocesses (daphne or uvicorn, started by `scripts.devserver`, the launcher the
+tests use too) on loopback ports, statistics, CPU accounting
 and machine facts.
 
 `configure()` must run before Django is imported: it fixes the settings the
@@ -14,18 +15,16 @@ import os
 import platform
 import resource
 import secrets
-import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 import warnings
-from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from scripts import devserver
+from scripts.devserver import ROOT, Server
+
 DEFAULT_DATABASE_URL = "postgres://postgres@127.0.0.1:5432/guitara_bench"
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/3"
 
@@ -122,80 +121,10 @@ def migrate() -> float:
 # ---------------------------------------------------------------------------
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 _RUNNING: list[Server] = []
 # "Exception inside application: ..." lines of the servers stopped since the
 # last `take_server_errors()`: a consumer or view that crashed.
 _ERRORS: dict[str, int] = {}
-
-
-@dataclass
-class Server:
-    kind: str
-    port: int
-    process: subprocess.Popen
-    log_path: Path
-    extra_env: dict[str, str] = field(default_factory=dict)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def ws_url(self) -> str:
-        return f"ws://127.0.0.1:{self.port}/ws/dashboard/"
-
-    @property
-    def origin(self) -> str:
-        return self.url
-
-    def cpu_seconds(self) -> float:
-        return process_cpu_seconds(self.process.pid)
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def errors(self) -> dict[str, int]:
-        counts: dict[str, int] = {}
-        for line in self.log().splitlines():
-            marker = "Exception inside application: "
-            if marker in line:
-                message = line.split(marker, 1)[1].strip()[:120]
-                counts[message] = counts.get(message, 0) + 1
-        return counts
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-        if self in _RUNNING:
-            _RUNNING.remove(self)
-            for message, n in self.errors().items():
-                _ERRORS[message] = _ERRORS.get(message, 0) + n
-
-
-def take_server_errors() -> dict[str, int]:
-    errors = dict(_ERRORS)
-    _ERRORS.clear()
-    return errors
-
-
-def server_command(kind: str, port: int) -> list[str]:
-    if kind == "daphne":
-        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "guitara.asgi:application"]
-    if kind == "uvicorn":
-        return [sys.executable, "-m", "uvicorn", "guitara.asgi:application", "--host", "127.0.0.1",
-                "--port", str(port), "--lifespan", "off", "--no-access-log", "--log-level", "warning"]
-    raise ValueError(kind)
 
 
 def uvicorn_available() -> bool:
@@ -204,29 +133,25 @@ def uvicorn_available() -> bool:
     return importlib.util.find_spec("uvicorn") is not None
 
 
-def start_server(kind: str = "daphne", *, root: Path = ROOT, **env_overrides: str) -> Server:
-    port = free_port()
-    log_path = LOG_DIR / f"{kind}-{port}.log"
-    env = dict(os.environ)
-    env.update(env_overrides)
-    log = open(log_path, "wb")  # noqa: SIM115 - handed to the child process
-    process = subprocess.Popen(server_command(kind, port), cwd=root, env=env, stdout=log, stderr=subprocess.STDOUT)
-    log.close()
-    server = Server(kind, port, process, log_path, env_overrides)
+def start_server(kind: str = "daphne", **env_overrides: str) -> Server:
+    """A server with this process's environment (see `configure()`) plus the overrides."""
+    server = devserver.start_server(env={**os.environ, **env_overrides}, log_dir=LOG_DIR, kind=kind)
     _RUNNING.append(server)
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            _RUNNING.remove(server)
-            raise RuntimeError(f"{kind} exited early:\n{server.log()}")
-        try:
-            with urllib.request.urlopen(f"{server.url}/healthz", timeout=1) as response:
-                if response.status == 200:
-                    return server
-        except OSError:
-            time.sleep(0.1)
+    return server
+
+
+def stop_server(server: Server) -> None:
     server.stop()
-    raise RuntimeError(f"{kind} did not answer /healthz within 60 s:\n{server.log()}")
+    if server in _RUNNING:
+        _RUNNING.remove(server)
+        for message, n in server.crashes().items():
+            _ERRORS[message] = _ERRORS.get(message, 0) + n
+
+
+def take_server_errors() -> dict[str, int]:
+    errors = dict(_ERRORS)
+    _ERRORS.clear()
+    return errors
 
 
 @contextlib.contextmanager
@@ -238,12 +163,12 @@ def servers(kind: str = "daphne", count: int = 1, **env_overrides: str):
         yield started
     finally:
         for server in started:
-            server.stop()
+            stop_server(server)
 
 
 def stop_all_servers() -> None:
     for server in list(_RUNNING):
-        server.stop()
+        stop_server(server)
 
 
 # ---------------------------------------------------------------------------
@@ -281,7 +206,7 @@ class CpuMeter:
     def __enter__(self) -> CpuMeter:
         self._wall = time.perf_counter()
         self._client = time.process_time()
-        self._servers = [s.cpu_seconds() for s in self.servers]
+        self._servers = [process_cpu_seconds(s.process.pid) for s in self.servers]
         self._machine = machine_busy_ticks()
         return self
 
@@ -290,7 +215,8 @@ class CpuMeter:
         busy0, total0 = self._machine
         busy1, total1 = machine_busy_ticks()
         cores = os.cpu_count() or 1
-        self.server_seconds = sum(s.cpu_seconds() - c for s, c in zip(self.servers, self._servers, strict=True))
+        self.server_seconds = sum(process_cpu_seconds(s.process.pid) - c
+                                  for s, c in zip(self.servers, self._servers, strict=True))
         self.result = {
             "server_cpu_pct": round(100 * self.server_seconds / wall, 1),
             "client_cpu_pct": round(100 * (time.process_time() - self._client) / wall, 1),

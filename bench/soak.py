@@ -60,7 +60,6 @@ import json
 import os
 import random
 import secrets
-import signal
 import statistics
 import subprocess
 import sys
@@ -73,6 +72,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 from bench.harness import Server, start_server
+from scripts.devserver import Process, start_process
 
 ROOT = Path(__file__).resolve().parent.parent
 MAX_DURATION = 300
@@ -154,37 +154,6 @@ def forget_redis_keys() -> int:
     finally:
         client.close()
     return removed
-
-
-@dataclass
-class Process:
-    name: str
-    process: subprocess.Popen
-    log_path: Path
-    port: int = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def log(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=5)
-
-
-def start(name: str, command: list[str], log_dir: Path, port: int = 0) -> Process:
-    log_path = log_dir / f"{name}.log"
-    log = open(log_path, "wb")  # noqa: SIM115 - handed to the child
-    process = subprocess.Popen(command, cwd=ROOT, env=dict(os.environ), stdout=log, stderr=subprocess.STDOUT)
-    return Process(name, process, log_path, port)
 
 
 # ---------------------------------------------------------------------------
@@ -728,8 +697,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         servers = [start_server("daphne") for _ in range(max(1, args.processes))]
         processes.extend(servers)
-        processes.append(start("sweep", [sys.executable, "manage.py", "auto_cancel_overdue", "--every", "5"],
-                               log_dir))
+        processes.append(start_process("sweep", [sys.executable, "manage.py", "auto_cancel_overdue", "--every", "5"],
+                                       env=dict(os.environ), log_dir=log_dir))
         print(f"soak: {len(servers)} daphne on {', '.join(s.url for s in servers)}; logs in {log_dir}", flush=True)
         stats, elapsed = asyncio.run(run_load(cast, servers, duration, args.seed, args.ignore_rate))
     finally:
@@ -738,9 +707,7 @@ def main(argv: list[str] | None = None) -> int:
 
     crashes: Counter = Counter()
     for process in processes:
-        for line in process.log().splitlines():
-            if "Exception inside application: " in line:
-                crashes[line.split("Exception inside application: ", 1)[1][:100]] += 1
+        crashes.update(process.crashes())
     from accounts.models import User
     from notifications.models import Notification
     from scheduling.models import Appointment, AppointmentEvent

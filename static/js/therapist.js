@@ -6,7 +6,7 @@ import {
   AppointmentStore, CANCELLATION_LABELS, Notifications, PAGE, api, apiAll, countdown, countdownTone, dayKey, errorText, formatRange,
   formatTime, h, inputValue, openDialog, renderKeyed, setBusy, show, statusBadge, timeNode, toast, todayKey, zonedIso,
 } from './common.js';
-import { startLive } from './live.js';
+import { batchedRender, fact, startDashboardLive } from './dashboard.js';
 
 const $ = (id) => document.getElementById(id);
 const ME = PAGE.user.id;
@@ -20,6 +20,7 @@ const RENDERED_AFTER = Number(PAGE.last_event_id) || 0;
 const store = new AppointmentStore();
 const notifications = new Notifications($('notifications-panel'));
 const state = { loaded: false, historyPage: 0, historyNext: false, slots: [], fresh: new Set(), alerted: new Set() };
+const { schedule: scheduleRender, apply: applyAndRender } = batchedRender(store, () => render());
 
 // --- Loading -----------------------------------------------------------------------
 
@@ -82,10 +83,6 @@ function render() {
   show($('history-more'), state.historyNext);
   document.title = waiting.length
     ? `(${waiting.length}) My appointments · Royal Care Scheduling` : 'My appointments · Royal Care Scheduling';
-}
-
-function fact(label, ...value) {
-  return [h('dt', null, label), h('dd', null, ...value)];
 }
 
 function card(a) {
@@ -345,23 +342,6 @@ $('bell').addEventListener('click', (event) => {
 
 // --- Live updates ---------------------------------------------------------------------
 
-let renderQueued = false;
-
-function scheduleRender() {
-  if (renderQueued) return;
-  renderQueued = true;
-  requestAnimationFrame(() => {
-    renderQueued = false;
-    render();
-  });
-}
-
-function applyAndRender(snapshot, options) {
-  if (store.apply(snapshot, options)) scheduleRender();
-}
-
-let notificationsTimer = null;
-
 function onEvent({ id, kind, appointment }) {
   const assignedToMe = id > RENDERED_AFTER && (kind === 'assigned' || kind === 'rejection_denied')
     && appointment.status === 'pending' && appointment.client && appointment.therapist
@@ -380,12 +360,4 @@ $('slot-end').min = inputValue(Date.now());
 loadAppointments();
 loadSlots();
 setInterval(scheduleRender, 60000);
-startLive({
-  onEvent,
-  onNotification: (message) => notifications.receive(message),
-  onCaughtUp: () => {
-    clearTimeout(notificationsTimer);
-    notificationsTimer = setTimeout(() => notifications.refresh()
-      .catch((err) => toast(`Could not update the notifications: ${errorText(err)}`, { kind: 'error' })), 300);
-  },
-});
+startDashboardLive({ onEvent, notifications });
