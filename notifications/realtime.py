@@ -23,8 +23,11 @@ silently drops messages.
 import asyncio
 import logging
 import os
+import queue
+import threading
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 
 from asgiref.sync import SyncToAsync, async_to_sync
 from channels.layers import get_channel_layer
@@ -80,6 +83,9 @@ def publish(messages: list[Message]) -> None:
     if loop is not None:
         loop.call_soon_threadsafe(_enqueue, loop, layer, envelopes)
         return
+    if _background is not None:
+        _background.jobs.put((layer, envelopes))
+        return
     try:
         async_to_sync(_send_all)(layer, envelopes)
     except Exception as exc:  # noqa: BLE001 - publishing must never fail a request
@@ -133,6 +139,52 @@ async def drain() -> None:
     sender = _senders.get(asyncio.get_running_loop())
     if sender is not None:
         await sender[0].join()
+
+
+class _SenderThread(threading.Thread):
+    """Sends for a process without a server loop (the sweep command), in order,
+    on an event loop of its own, while the process goes on with its next batch."""
+
+    def __init__(self):
+        super().__init__(name="realtime-sender", daemon=True)
+        self.jobs: queue.Queue = queue.Queue()
+
+    def run(self) -> None:
+        loop = asyncio.new_event_loop()
+        try:
+            while (job := self.jobs.get()) is not None:
+                layer, envelopes = job
+                try:
+                    loop.run_until_complete(_send_all(layer, envelopes))
+                except Exception as exc:  # noqa: BLE001 - one failed publish must not stop the sender
+                    logger.warning("realtime publish of %d envelope(s) failed: %s: %s", len(envelopes),
+                                   type(exc).__name__, exc)
+        finally:
+            loop.close()  # channels_redis flushes its pools for this loop here
+
+
+_background: _SenderThread | None = None
+
+
+@contextmanager
+def sending_in_background(*, finish_within: float = 60.0) -> Iterator[None]:
+    """Within this block, publishing hands its messages to a sender thread instead
+    of waiting for Redis; leaving the block waits (up to `finish_within` seconds)
+    until everything handed over is sent."""
+    global _background
+    if _background is not None or _server_loop() is not None:
+        yield  # already sending in the background, or inside the server
+        return
+    sender = _background = _SenderThread()
+    sender.start()
+    try:
+        yield
+    finally:
+        _background = None
+        sender.jobs.put(None)
+        sender.join(finish_within)
+        if sender.is_alive():
+            logger.warning("realtime sender still busy after %.0f s; leaving it", finish_within)
 
 
 async def _send_all(layer, envelopes: list[Message]) -> None:

@@ -149,7 +149,7 @@ class Appointment(models.Model):
             models.Index(fields=["starts_at"], name="appt_start"),
             # The sweep's two look-ups, small because only pending rows are in them.
             models.Index(
-                fields=["response_deadline"], name="appt_pending_deadline",
+                fields=["response_deadline", "id"], name="appt_pending_deadline_id",
                 condition=Q(status="pending", therapist__isnull=False),
             ),
             models.Index(

@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Case, Value, When
+from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
 from accounts.models import AccountStatusChange, User
@@ -393,7 +393,8 @@ class SweepAction:
 class BatchResult:
     claimed: int = 0
     actions: list[SweepAction] = field(default_factory=list)
-    last_id: int = 0
+    # Where the next batch starts (pass it back as `after`).
+    last: tuple | None = None
 
 
 def _first_missed(appts: Iterable[Appointment]) -> dict[int, Appointment]:
@@ -526,14 +527,19 @@ def _cancel_unstaffable_locked(appts: list[Appointment], outbox: Outbox) -> list
     return actions
 
 
-def expire_overdue(*, batch_size: int = 500, dry_run: bool = False, after_id: int = 0) -> BatchResult:
+def expire_overdue(*, batch_size: int = 500, dry_run: bool = False, after: tuple | None = None) -> BatchResult:
     """Claim up to `batch_size` overdue appointments nobody else holds
-    (`skip_locked`, so sweeps on several hosts never share a row) and time them out."""
+    (`skip_locked`, so sweeps on several hosts never share a row) and time them out.
+
+    Batches walk the deadline index from `after` (the last batch's deadline and
+    id) instead of from its start: the rows a batch cancels leave dead entries in
+    the partial index until vacuum, and scanning past them again at every batch
+    would make a backlog of N cost N²."""
     with transaction.atomic():
         now = timezone.now()
         qs = Appointment.objects.overdue(now).select_related("client", "service", "therapist")
         if dry_run:
-            appts = list(qs.filter(id__gt=after_id).order_by("id")[:batch_size])
+            appts = list(qs.filter(id__gt=after[0] if after else 0).order_by("id")[:batch_size])
             # The real run claims in deadline order, so a therapist's earliest miss
             # among everything due is where it disables them, whichever batch it is in.
             first_missed = _first_missed(
@@ -543,38 +549,46 @@ def expire_overdue(*, batch_size: int = 500, dry_run: bool = False, after_id: in
             for appt in appts:
                 first = appt.therapist.is_active and first_missed[appt.therapist_id].id == appt.id
                 lines.append(SweepAction(appt.id, "timed_out", _timeout_line(appt, first), first))
-            return BatchResult(len(appts), lines, appts[-1].id if appts else after_id)
-        appts = list(qs.select_for_update(skip_locked=True, of=("self",)).order_by("response_deadline", "id")
-                     [:batch_size])
+            return BatchResult(len(appts), lines, (appts[-1].id,) if appts else after)
+        claim = Appointment.objects.overdue(now)
+        if after:
+            deadline, last_id = after
+            claim = claim.filter(Q(response_deadline__gt=deadline) | Q(response_deadline=deadline, id__gt=last_id))
+        # Claim by the index alone (no joins: the lock then reads the few rows it
+        # needs, not a sorted join of the whole backlog), then read the claimed rows.
+        ids = list(claim.order_by("response_deadline", "id").select_for_update(skip_locked=True)
+                   .values_list("id", flat=True)[:batch_size])
+        appts = list(qs.filter(id__in=ids).order_by("response_deadline", "id"))
         outbox = Outbox(now)
         actions = _expire_locked(appts, outbox)
         outbox.flush()
-    return BatchResult(len(appts), actions, max((a.id for a in appts), default=after_id))
+    last = (appts[-1].response_deadline, appts[-1].id) if appts else after
+    return BatchResult(len(appts), actions, last)
 
 
-def cancel_unstaffable(*, batch_size: int = 500, dry_run: bool = False, after_id: int = 0) -> BatchResult:
+def cancel_unstaffable(*, batch_size: int = 500, dry_run: bool = False, after: tuple | None = None) -> BatchResult:
     """The no-available-therapist rule for the unassigned pending bookings that
     cannot wait any longer: their start has passed, or it is within the response
-    window and nobody could take them. Walks by id (`after_id`) because the ones
+    window and nobody could take them. Walks by id (`after`) because the ones
     somebody can still take stay pending."""
     with transaction.atomic():
         now = timezone.now()
         qs = (Appointment.objects.filter(status=Status.PENDING, therapist__isnull=True,
-                                         starts_at__lte=now + response_window(), id__gt=after_id)
+                                         starts_at__lte=now + response_window(), id__gt=after[0] if after else 0)
               .select_related("client", "service").order_by("id"))
         if not dry_run:
             qs = qs.select_for_update(skip_locked=True, of=("self",))
         appts = list(qs[:batch_size])
         verdicts = availability.evaluate([a for a in appts if a.starts_at > now])
         doomed = [a for a in appts if a.starts_at <= now or not availability.anyone_available(verdicts[a.id])]
-        last_id = appts[-1].id if appts else after_id
+        last = (appts[-1].id,) if appts else after
         if dry_run:
             return BatchResult(len(appts), [SweepAction(a.id, "no_available_therapist", _unstaffable_line(a, now))
-                                            for a in doomed], last_id)
+                                            for a in doomed], last)
         outbox = Outbox(now)
         actions = _cancel_unstaffable_locked(doomed, outbox)
         outbox.flush()
-    return BatchResult(len(appts), actions, last_id)
+    return BatchResult(len(appts), actions, last)
 
 
 @dataclass
@@ -604,11 +618,11 @@ def sweep(*, batch_size: int = 500, dry_run: bool = False,
                 report(action)
 
     for rule in (expire_overdue, cancel_unstaffable):
-        after_id = 0
+        after = None
         while True:
-            result = rule(batch_size=batch_size, dry_run=dry_run, after_id=after_id)
+            result = rule(batch_size=batch_size, dry_run=dry_run, after=after)
             handle(result)
-            after_id = result.last_id
+            after = result.last
             # A short batch means nothing more is due (or the rest is held by
             # another sweep, which will finish it).
             if result.claimed < batch_size:

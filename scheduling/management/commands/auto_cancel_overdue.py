@@ -15,6 +15,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
+from notifications import realtime
 from scheduling import workflow
 
 logger = logging.getLogger("scheduling.sweep")
@@ -62,7 +63,9 @@ class Command(BaseCommand):
 
         started = time.monotonic()
         try:
-            counts = workflow.sweep(batch_size=batch_size, dry_run=dry_run, report=report)
+            # Each batch's socket messages go out while the next batch is worked on.
+            with realtime.sending_in_background():
+                counts = workflow.sweep(batch_size=batch_size, dry_run=dry_run, report=report)
         except DatabaseError as exc:
             # One line, no traceback: psycopg's own message spans several lines.
             detail = " ".join(str(exc).split())
