@@ -1,16 +1,16 @@
-"""5. Fan-out: one event to 1,000 operator sockets.
+"""5. Fan-out: one event to 5,000 operator sockets.
 
-An assign POST on server A; 1,000 operator sockets (the world's operators, a
+An assign POST on server A; 5,000 operator sockets (the world's operators, five
 hundred open tabs each) are in the `operators` group. Time from just before the
 POST until the first, the median and the last socket has the event, per event;
 reported as the median (and worst) over several events. Once with all 1,000 on
-server B, once split 500/500 over A and B (what a second process buys).
+server B, once split 2,500/2,500 over A and B (what a second process buys).
 
 Receivers only stamp the arrival time and keep the raw frame; frames are
 decoded after each event, so the load generator's own parsing does not delay
 the later sockets.
 
-At the end the split run's 1,000 sockets close all at once, as when a proxy
+At the end the split run's 5,000 sockets close all at once, as when a proxy
 restarts: `mass_close` reports how many channels the servers failed to remove
 from the `operators` group (they stay members, and every later group_send
 still addresses them, until `group_expiry`). The bench then deletes those
@@ -35,7 +35,7 @@ from . import data
 from .clients import _client, close_sockets, open_sockets
 from .harness import CpuMeter, percentile, servers, sized, summarize
 
-SOCKETS = 1000
+SOCKETS = sized(5000, 500)
 
 
 class Tally:

@@ -112,6 +112,13 @@ def targets(b: dict) -> list[dict]:
         out.append({"target": "transitions >= 40% of /healthz req/s at concurrency 8",
                     "measured": ", ".join(f"{e} {tp[e]['8']['x_healthz_rps']:.0%}" for e in tp if e != "healthz"),
                     "met": worst[0] >= 0.4})
+    split = b.get("fanout", {}).get("split_two_servers")
+    if split:
+        last = split["last_ms"]["median"]
+        out.append({"target": f"fan-out: one event to {split['sockets']:,} operator sockets over two daphne, "
+                              "last socket within 500 ms",
+                    "measured": f"last socket median {last:.0f} ms (worst {split['last_ms']['max']:.0f} ms)",
+                    "met": split["sockets"] >= 5000 and last < 500})
     levels = b.get("sweep", {}).get("levels", {})
     for due in ("10000", "100000"):
         sw = levels.get(due)
