@@ -29,6 +29,7 @@ from django.db import transaction
 from django.db.models import Case, Count, Max, Q, Value, When
 from django.utils import timezone
 
+from accounts import formatting
 from accounts.models import AccountStatusChange, User
 from notifications import realtime
 from notifications.models import Notification
@@ -70,7 +71,7 @@ def response_window() -> timedelta:
 
 
 def _hhmm(value: datetime) -> str:
-    return timezone.localtime(value).strftime("%H:%M")
+    return formatting.time_of_day(value)
 
 
 def _sentence(text: str) -> str:
@@ -78,7 +79,12 @@ def _sentence(text: str) -> str:
 
 
 def _when(value: datetime) -> str:
-    return timezone.localtime(value).strftime("%a %d %b %H:%M")
+    # Always with the date: these texts are stored (notifications, reasons) or read later.
+    return formatting.when(value, always_date=True)
+
+
+def _span(start: datetime, end: datetime) -> str:
+    return formatting.when_range(start, end, always_date=True)
 
 
 # ---------------------------------------------------------------------------
@@ -216,11 +222,11 @@ def _verdict(appt, user, qualified, slots, busy, excluded) -> str | None:
     if (appt.id, user.id) in excluded:
         return "had their rejection of this appointment accepted"
     if not any(start <= appt.starts_at and appt.ends_at <= end for start, end in slots.get(user.id, ())):
-        return f"has no availability covering {_when(appt.starts_at)}–{_hhmm(appt.ends_at)}"
+        return f"has no availability covering {_span(appt.starts_at, appt.ends_at)}"
     for other_id, start, end in busy.get(user.id, ()):
         # Back-to-back is fine: only a real overlap blocks.
         if other_id != appt.id and start < appt.ends_at and appt.starts_at < end:
-            return f"already has appointment #{other_id} at {_hhmm(start)}–{_hhmm(end)}"
+            return f"already has appointment #{other_id} at {_span(start, end)}"
     return None
 
 
@@ -308,7 +314,7 @@ def _run(appointment_id: int, actor: User, body: Callable[[Appointment, _Outbox]
 def _too_late(appt: Appointment, code: str) -> WorkflowError:
     return WorkflowError(
         code,
-        f"The answer was due by {_hhmm(appt.response_deadline)}; appointment #{appt.id} "
+        f"The answer was due by {_when(appt.response_deadline)}; appointment #{appt.id} "
         "has been cancelled for no response.",
     )
 
@@ -386,7 +392,7 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: _O
     now = outbox.now
     if appt.starts_at <= now:
         raise WorkflowError("invalid_transition",
-                            f"Appointment #{appt.id} started at {_hhmm(appt.starts_at)}; it can no longer be assigned.")
+                            f"Appointment #{appt.id} started at {_when(appt.starts_at)}; it can no longer be assigned.")
     # The therapist's row lock serialises every assignment of this therapist, so
     # two operators cannot both book them into overlapping slots.
     therapist = User.objects.select_for_update().filter(pk=therapist_id).first()
@@ -403,7 +409,7 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: _O
                  response_deadline=appt.response_deadline.isoformat())
     outbox.notify(therapist.id, "assigned", appt,
                   f"New appointment #{appt.id} at {_when(appt.starts_at)} ({appt.service.name}, "
-                  f"{appt.location}), answer by {_hhmm(appt.response_deadline)}.")
+                  f"{appt.location}), answer by {_when(appt.response_deadline)}.")
 
 
 def accept(*, actor: User, appointment_id: int) -> Appointment:
@@ -480,7 +486,7 @@ def review_rejection(*, actor: User, appointment_id: int, decision: str, note: s
             outbox.notify(therapist.id, "rejection_denied", appt,
                           f"Your rejection of #{appt.id} ({_when(appt.starts_at)}) was denied"
                           + (f": {_sentence(note)}" if note else ".")
-                          + f" Please answer by {_hhmm(appt.response_deadline)}.")
+                          + f" Please answer by {_when(appt.response_deadline)}.")
             return
         appt.therapist = None
         appt.assigned_at = None
@@ -498,12 +504,28 @@ def review_rejection(*, actor: User, appointment_id: int, decision: str, note: s
 def start(*, actor: User, appointment_id: int) -> Appointment:
     def body(appt: Appointment, outbox: _Outbox) -> None:
         _require(appt, Status.CONFIRMED, action="start")
+        _require_start_window(appt, outbox.now)
         appt.status = Status.IN_PROGRESS
         appt.started_at = outbox.now
         _save(appt, outbox.now, "status", "started_at")
         outbox.event(appt, Kind.STARTED, actor=actor, from_status=Status.CONFIRMED)
 
     return _run(appointment_id, actor, body)
+
+
+def start_opens_at(appt: Appointment) -> datetime:
+    """A session may be started from `START_EARLY_MINUTES` before its start on."""
+    return appt.starts_at - timedelta(minutes=settings.START_EARLY_MINUTES)
+
+
+def _require_start_window(appt: Appointment, now: datetime) -> None:
+    opens = start_opens_at(appt)
+    if now < opens:
+        raise WorkflowError(
+            "too_early",
+            f"Appointment #{appt.id} starts at {formatting.when(appt.starts_at, now=now)}; it can be started from "
+            f"{formatting.when(opens, now=now)}, {settings.START_EARLY_MINUTES} minutes before its start.",
+        )
 
 
 def complete(*, actor: User, appointment_id: int) -> Appointment:
@@ -570,7 +592,7 @@ def _attach_latest_rejections(appts: list[Appointment]) -> None:
 
 def _timeout_line(appt: Appointment, disabled: bool) -> str:
     name = appt.therapist.display_name
-    line = f"#{appt.id} cancelled: no response from {name} by {_hhmm(appt.response_deadline)}"
+    line = f"#{appt.id} cancelled: no response from {name} by {_when(appt.response_deadline)}"
     return line + (f"; {name} disabled" if disabled else f"; {name} was already disabled")
 
 
@@ -592,7 +614,7 @@ def _expire_locked(appts: list[Appointment], outbox: _Outbox) -> list[SweepActio
         id__in=first_missed, is_active=True,
     ).values_list("id", flat=True))
     reasons = {
-        tid: f"No response to appointment #{a.id} ({_when(a.starts_at)}) by {_hhmm(a.response_deadline)}"
+        tid: f"No response to appointment #{a.id} ({_when(a.starts_at)}) by {_when(a.response_deadline)}"
         for tid, a in first_missed.items() if tid in newly_disabled
     }
     if reasons:
@@ -616,7 +638,7 @@ def _expire_locked(appts: list[Appointment], outbox: _Outbox) -> list[SweepActio
         line = _timeout_line(appt, disabled)
         outbox.notify(appt.therapist_id, "timed_out", appt,
                       f"You did not answer appointment #{appt.id} ({_when(appt.starts_at)}) by "
-                      f"{_hhmm(appt.response_deadline)}: it was cancelled and your account is disabled. "
+                      f"{_when(appt.response_deadline)}: it was cancelled and your account is disabled. "
                       "Ask an operator to re-enable it.")
         outbox.notify_operators("timed_out", appt, line)
         actions.append(SweepAction(appt.id, "timed_out", line, disabled))
@@ -782,7 +804,7 @@ def add_availability(*, actor: User, therapist: User, starts_at: datetime, ends_
         clash = Availability.objects.filter(therapist=therapist, starts_at__lt=ends_at, ends_at__gt=starts_at).first()
         if clash:
             raise WorkflowError("invalid", "Invalid input.", status_code=400, errors={
-                "starts_at": [f"Overlaps the slot {_when(clash.starts_at)}–{_hhmm(clash.ends_at)}."],
+                "starts_at": [f"Overlaps your slot {_span(clash.starts_at, clash.ends_at)}."],
             })
         return Availability.objects.create(therapist=therapist, starts_at=starts_at, ends_at=ends_at)
 

@@ -34,7 +34,9 @@ def test_therapist_answers_on_a_phone(open_page, operator, therapist, make_appoi
     one = ana.locator(f'[data-appointment-id="{first.id}"]')
     one.get_by_role("button", name="Accept", exact=True).click()
     expect(one.locator(".status")).to_have_text("Confirmed")
-    expect(one.get_by_role("button", name="Start session")).to_be_visible()
+    # It starts in 3 hours: Start is offered from 30 minutes before.
+    expect(one).to_contain_text("You can start this session from")
+    expect(one.get_by_role("button", name="Start session")).to_have_count(0)
 
     # Reject with the keyboard alone.
     two = ana.locator(f'[data-appointment-id="{second.id}"]')
