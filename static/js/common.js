@@ -331,7 +331,7 @@ setInterval(() => {
 // --- Toasts ----------------------------------------------------------------------------
 // At most two at a time (the oldest goes), clear of the buttons: at the top of a
 // phone's screen, where no card's actions sit under a thumb. A tap anywhere on one
-// (but on a link in it) or a sideways swipe dismisses it.
+// or a sideways swipe dismisses it.
 
 const MAX_TOASTS = 2;
 const SWIPE_PX = 60;
@@ -344,7 +344,8 @@ export function toast(message, { kind = 'info', timeout = 7000 } = {}) {
   const item = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : null },
     h('p', null, message),
     h('button', { type: 'button', class: 'ghost', onclick: dismiss }, 'Dismiss'));
-  item.addEventListener('click', (event) => { if (!event.target.closest('a, button')) dismiss(); });
+  // A tap anywhere dismisses it (a link in it is followed too).
+  item.addEventListener('click', dismiss);
   let startX = null;
   item.addEventListener('pointerdown', (event) => { startX = event.clientX; });
   item.addEventListener('pointermove', (event) => {

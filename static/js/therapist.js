@@ -145,9 +145,8 @@ function card(a) {
       button('Accept', 'accept', 'primary big', (b, e) => act(a.id, 'accept', b, e)),
       button('Reject', 'reject', 'danger big', () => rejectDialog(a.id)),
     ];
-    advice = a.response_deadline ? h('p', { class: 'warning small' },
-      `Answer by ${formatWhen(a.response_deadline)}. If you miss it, the booking is cancelled and your `
-      + 'account is disabled until an operator re-enables it.') : null;
+    advice = h('p', { class: 'warning small' }, 'If you do not answer in time, the booking is cancelled and your '
+      + 'account is disabled until an operator re-enables it.');
   } else if (a.status === 'confirmed' && Date.now() >= startOpensAt(a)) {
     actions = [button('Start session', 'start', 'primary big', (b, e) => act(a.id, 'start', b, e))];
   } else if (a.status === 'confirmed') {
