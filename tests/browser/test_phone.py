@@ -172,3 +172,13 @@ def test_the_therapist_can_call_the_client_and_open_the_address_on_a_map(open_pa
     expect(maps).to_have_attribute("target", "_blank")
     expect(maps).to_have_attribute("rel", "noopener noreferrer")
     assert_no_sideways_scroll(ana)
+
+
+def test_a_slot_error_names_the_fields_as_the_form_does(open_page, therapist):
+    open_page.allow(r"status of 400")  # the refused slot, as the browser logs it
+    ana = open_page(therapist, "/therapist/", viewport=PHONE)
+    start = timezone.localtime(timezone.now() + timedelta(days=3)).replace(minute=0, second=0, microsecond=0)
+    ana.get_by_label("From").fill(start.strftime("%Y-%m-%dT%H:%M"))
+    ana.get_by_label("Until").fill((start - timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M"))
+    ana.get_by_role("button", name="Add availability").click()
+    expect(ana.locator("#availability-error")).to_have_text("Could not add the slot: Until must be after From.")
