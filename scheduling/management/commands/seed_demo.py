@@ -117,7 +117,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write("Password: the one in effect when the demo data was loaded "
                               f"(DEMO_PASSWORD then, else {DEFAULT_DEMO_PASSWORD}).")
-        admin_note = "superuser, Django admin at /admin/"
+        admin_note = "superuser: the operator dashboard, and the Django admin at /admin/"
         if not knows(ADMIN_USERNAME):
             admin_note += " (an existing account: its own password)"
         logins = [DemoLogin(ADMIN_USERNAME, "operator", admin_note)]
