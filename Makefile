@@ -26,8 +26,8 @@ chromium:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
 	fi
 
-# Embedded default: SQLite + in-memory channel layer, demo data, the sweep every
-# 60 s beside the server. Serves http://127.0.0.1:8000/
+# Embedded default: SQLite + in-memory channel layer, demo data, the deadline sweep
+# every 5 s inside the server. Serves http://127.0.0.1:8000/ (another port: make run PORT=8080)
 run: install
 	@bash scripts/run.sh "$(HOST)" "$(PORT)"
 

@@ -8,13 +8,14 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
-from rest_framework.exceptions import AuthenticationFailed, PermissionDenied, Throttled
+from rest_framework.exceptions import AuthenticationFailed, Throttled
 from rest_framework.generics import ListCreateAPIView
 from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.throttling import ScopedRateThrottle
 from rest_framework.views import APIView
 
+from .authentication import AccountDisabled
 from .fields import StrictCharField, StrictRegexField
 from .forms import SignInGuard
 from .models import User
@@ -130,7 +131,7 @@ class TokenView(APIView):
             raise AuthenticationFailed("Wrong username or password.")
         guard.succeeded()
         if not user.is_active:
-            raise PermissionDenied(f"This account is disabled: {user.disabled_reason or 'ask an operator'}.")
+            raise AccountDisabled(user)
         token, _ = Token.objects.get_or_create(user=user)
         return Response({"token": token.key})
 

@@ -121,7 +121,10 @@ class LoginForm(AuthenticationForm):
         username = self.cleaned_data.get("username")
         password = self.cleaned_data.get("password")
         if not username or not password:
-            return super().clean()
+            # The page shows the form's own errors only: say which fields are missing.
+            missing = " and ".join(name for name, value in (("username", username), ("password", password))
+                                   if not value)
+            raise forms.ValidationError(f"Enter your {missing}.", code="required")
         guard = SignInGuard.for_request(self.request, username)
         message = guard.locked_message()
         if message:

@@ -1,5 +1,8 @@
+from functools import wraps
+
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.contrib.staticfiles import finders
 from django.http import FileResponse, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
@@ -29,6 +32,20 @@ class LoginView(auth_views.LoginView):
     form_class = LoginForm
     template_name = "registration/login.html"
     redirect_authenticated_user = True
+
+
+def people_sign_in_first(view):
+    """For a page people open in a browser (the API docs): signed out, it sends them
+    to the login page like the dashboards do. A script's token (the Authorization
+    header) goes on to the view, which checks it."""
+
+    @wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if request.user.is_authenticated or "HTTP_AUTHORIZATION" in request.META:
+            return view(request, *args, **kwargs)
+        return redirect_to_login(request.get_full_path())
+
+    return wrapper
 
 
 def forbidden(request, exception=None):

@@ -110,6 +110,9 @@ def configure() -> dict[str, str]:
         "SESSION_COOKIE_SECURE": "0",
         "CSRF_COOKIE_SECURE": "0",
         "RESPONSE_DEADLINE_MINUTES": "1",
+        # Bookings lie hours ahead; therapists still start and complete what they
+        # confirmed, so every transition stays in the mix.
+        "START_EARLY_MINUTES": "1440",
         "LOGIN_THROTTLE_RATE": "100000/min",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",

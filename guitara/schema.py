@@ -20,7 +20,8 @@ class AutoSchema(BaseAutoSchema):
         responses = super()._get_response_bodies(direction)
         errors = {
             "401": ("No login, or an invalid token.", ErrorSerializer),
-            "403": ("Wrong role, or the account is disabled.", ErrorSerializer),
+            "403": ("Wrong role, or the account is disabled (code account_disabled, saying why and since when).",
+                    ErrorSerializer),
             "404": ("Not found, or not yours.", ErrorSerializer),
             "429": ("Throttled.", ErrorSerializer),
         }
@@ -29,7 +30,7 @@ class AutoSchema(BaseAutoSchema):
             errors["400"] = ("Invalid input.", ValidationErrorSerializer)
         if self.method in ("POST", "DELETE"):
             errors["409"] = ("Wrong state: invalid_transition, deadline_passed, therapist_unavailable, "
-                             "already_reviewed.", ErrorSerializer)
+                             "already_reviewed, too_early.", ErrorSerializer)
         for code, (description, serializer) in errors.items():
             if code not in responses:
                 responses[code] = self._get_response_for_code(OpenApiResponse(serializer, description), code)

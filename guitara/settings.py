@@ -130,18 +130,15 @@ if env.str("DATABASE_URL", default=""):
         DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("CONN_MAX_AGE", 0))
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:
-    DATABASES = {
-        "default": {
-            "ENGINE": "django.db.backends.sqlite3",
-            "NAME": BASE_DIR / "db.sqlite3",
-            "OPTIONS": {
-                # WAL + IMMEDIATE + busy timeout: the server and the sweep beside it
-                # can both write without "database is locked".
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-                "transaction_mode": "IMMEDIATE",
-                "timeout": 20,
-            },
-        }
+    DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
+    # The default file, or `DATABASE_URL=sqlite:////path/db.sqlite3`. WAL + IMMEDIATE +
+    # busy timeout: the server and a sweep beside it can both write without
+    # "database is locked".
+    DATABASES["default"]["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
     }
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -183,6 +180,8 @@ USE_I18N = True
 USE_TZ = True
 
 RESPONSE_DEADLINE_MINUTES = env_int("RESPONSE_DEADLINE_MINUTES", 30, minimum=1)
+# How long before its start a confirmed session may be started (earlier: 409 too_early).
+START_EARLY_MINUTES = env_int("START_EARLY_MINUTES", 30)
 # How far ahead a booking may be made; further is almost always a typo.
 BOOKING_HORIZON_DAYS = env_int("BOOKING_HORIZON_DAYS", 365, minimum=1)
 
@@ -226,8 +225,9 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 256 * 1024
 # --- REST framework --------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
-        "rest_framework.authentication.TokenAuthentication",
+        # DRF's own, plus one rule: a disabled account gets 403 account_disabled.
+        "accounts.authentication.SessionAuthentication",
+        "accounts.authentication.TokenAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["accounts.permissions.IsStaffMember"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
@@ -302,6 +302,10 @@ if REDIS_URL:
     }
 
 # --- The deadline sweep ------------------------------------------------------------
+# Seconds between sweeps run inside the server process (0 = off: cron runs the
+# sweep). `make run` turns it on: with the in-memory channel layer, only a sweep in
+# the server's own process reaches the open dashboards (see scheduling.embedded_sweep).
+EMBEDDED_SWEEP_SECONDS = env_int("EMBEDDED_SWEEP_SECONDS", 0)
 CRONJOBS = [
     ("* * * * *", "django.core.management.call_command", ["auto_cancel_overdue"]),
 ]

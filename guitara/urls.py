@@ -27,7 +27,9 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(
         renderer_classes=[OpenApiJsonRenderer, OpenApiPlainJsonRenderer, OpenApiYamlRenderer]),
          name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    # A page for people: signed out, it sends them to the login page like the dashboards.
+    path("api/docs/", account_views.people_sign_in_first(SpectacularSwaggerView.as_view(url_name="api-schema")),
+         name="api-docs"),
     path("favicon.ico", account_views.favicon, name="favicon"),
 ]
 

@@ -19,7 +19,7 @@ from django.utils import timezone
 from accounts.models import User
 
 from .models import Appointment, AppointmentRejection, Availability, Service
-from .text import hhmm, when
+from .text import span
 
 Status = Appointment.Status
 
@@ -108,11 +108,11 @@ def _verdict(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
     if (appt.id, user.id) in facts.excluded:
         return "had their rejection of this appointment accepted"
     if not any(start <= appt.starts_at and appt.ends_at <= end for start, end in facts.slots.get(user.id, ())):
-        return f"has no availability covering {when(appt.starts_at)}–{hhmm(appt.ends_at)}"
+        return f"has no availability covering {span(appt.starts_at, appt.ends_at)}"
     for other_id, start, end in facts.busy.get(user.id, ()):
         # Back-to-back is fine: only a real overlap blocks.
         if other_id != appt.id and start < appt.ends_at and appt.starts_at < end:
-            return f"already has appointment #{other_id} at {hhmm(start)}–{hhmm(end)}"
+            return f"already has appointment #{other_id} at {span(start, end)}"
     return None
 
 

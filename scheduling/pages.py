@@ -49,6 +49,7 @@ def page_data(request, **extra) -> dict:
         "last_event_id": selectors.last_visible_event_id(user),
         "unread": unread_count(user.id),
         "csrf_token": get_token(request),
+        "start_early_minutes": settings.START_EARLY_MINUTES,
         **extra,
     }
 

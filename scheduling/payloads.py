@@ -13,9 +13,12 @@ def _iso(value: datetime | None, tz=None) -> str | None:
 
 
 def _person(user) -> dict | None:
+    # The phone is there for operators to call the therapist. A therapist only ever
+    # gets the full JSON of an appointment while it is theirs (appointment_json_for,
+    # selectors), so the only therapist phone a therapist sees is their own.
     if user is None:
         return None
-    return {"id": user.id, "name": user.display_name}
+    return {"id": user.id, "name": user.display_name, "phone": user.phone}
 
 
 def rejection_json(rejection: AppointmentRejection | None, tz=None) -> dict | None:

@@ -1,17 +1,18 @@
-"""How server-made sentences (notifications, refusals, sweep lines) write times:
-in the business time zone, the way people say them."""
+"""How the workflow's sentences (notifications, refusals, sweep lines) write
+times: `accounts.formatting`'s one format, always with the date, because these
+texts are stored and read later, when "today" would be wrong."""
 
 from datetime import datetime
 
-from django.utils import timezone
-
-
-def hhmm(value: datetime) -> str:
-    return timezone.localtime(value).strftime("%H:%M")
+from accounts import formatting
 
 
 def when(value: datetime) -> str:
-    return timezone.localtime(value).strftime("%a %d %b %H:%M")
+    return formatting.when(value, always_date=True)
+
+
+def span(start: datetime, end: datetime) -> str:
+    return formatting.when_range(start, end, always_date=True)
 
 
 def sentence(text: str) -> str:

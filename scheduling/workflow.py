@@ -28,15 +28,16 @@ from django.db import transaction
 from django.db.models import Case, Q, Value, When
 from django.utils import timezone
 
+from accounts import formatting
 from accounts.models import AccountStatusChange, User
 from notifications.models import Notification
 
 from . import availability
 from .models import Appointment, AppointmentEvent, AppointmentRejection, Availability, Client, Service
 from .outbox import Outbox
-from .text import hhmm as _hhmm
 from .text import id_list
 from .text import sentence as _sentence
+from .text import span as _span
 from .text import when as _when
 
 logger = logging.getLogger(__name__)
@@ -124,7 +125,7 @@ def _run(appointment_id: int, actor: User, body: Callable[[Appointment, Outbox],
 def _too_late(appt: Appointment, code: str) -> WorkflowError:
     return WorkflowError(
         code,
-        f"The answer was due by {_hhmm(appt.response_deadline)}; appointment #{appt.id} "
+        f"The answer was due by {_when(appt.response_deadline)}; appointment #{appt.id} "
         "has been cancelled for no response.",
     )
 
@@ -203,7 +204,7 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: Ou
     now = outbox.now
     if appt.starts_at <= now:
         raise WorkflowError("invalid_transition",
-                            f"Appointment #{appt.id} started at {_hhmm(appt.starts_at)}; it can no longer be assigned.")
+                            f"Appointment #{appt.id} started at {_when(appt.starts_at)}; it can no longer be assigned.")
     # The therapist's row lock serialises every assignment of this therapist, so
     # two operators cannot both book them into overlapping slots.
     therapist = User.objects.select_for_update().filter(pk=therapist_id).first()
@@ -220,7 +221,7 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: Ou
                  response_deadline=appt.response_deadline.isoformat())
     outbox.notify(therapist.id, Say.ASSIGNED, appt,
                   f"New appointment #{appt.id} at {_when(appt.starts_at)} ({appt.service.name}, "
-                  f"{appt.location}), answer by {_hhmm(appt.response_deadline)}.")
+                  f"{appt.location}), answer by {_when(appt.response_deadline)}.")
 
 
 def accept(*, actor: User, appointment_id: int) -> Appointment:
@@ -310,7 +311,7 @@ def _deny_rejection(appt: Appointment, rejection: AppointmentRejection, actor: U
     outbox.notify(therapist.id, Say.DENIED, appt,
                   f"Your rejection of #{appt.id} ({_when(appt.starts_at)}) was denied"
                   + (f": {_sentence(note)}" if note else ".")
-                  + f" Please answer by {_hhmm(appt.response_deadline)}.")
+                  + f" Please answer by {_when(appt.response_deadline)}.")
 
 
 def _accept_rejection(appt: Appointment, rejection: AppointmentRejection, actor: User, note: str,
@@ -335,12 +336,28 @@ def _accept_rejection(appt: Appointment, rejection: AppointmentRejection, actor:
 def start(*, actor: User, appointment_id: int) -> Appointment:
     def body(appt: Appointment, outbox: Outbox) -> None:
         _require(appt, Status.CONFIRMED, action="start")
+        _require_start_window(appt, outbox.now)
         appt.status = Status.IN_PROGRESS
         appt.started_at = outbox.now
         _save(appt, outbox.now, "status", "started_at")
         outbox.event(appt, Kind.STARTED, actor=actor, from_status=Status.CONFIRMED)
 
     return _run(appointment_id, actor, body)
+
+
+def start_opens_at(appt: Appointment) -> datetime:
+    """A session may be started from `START_EARLY_MINUTES` before its start on."""
+    return appt.starts_at - timedelta(minutes=settings.START_EARLY_MINUTES)
+
+
+def _require_start_window(appt: Appointment, now: datetime) -> None:
+    opens = start_opens_at(appt)
+    if now < opens:
+        raise WorkflowError(
+            "too_early",
+            f"Appointment #{appt.id} starts at {formatting.when(appt.starts_at, now=now)}; it can be started from "
+            f"{formatting.when(opens, now=now)}, {settings.START_EARLY_MINUTES} minutes before its start.",
+        )
 
 
 def complete(*, actor: User, appointment_id: int) -> Appointment:
@@ -409,7 +426,7 @@ def _first_missed(appts: Iterable[Appointment]) -> dict[int, Appointment]:
 
 def _timeout_line(appt: Appointment, disabled: bool) -> str:
     name = appt.therapist.display_name
-    line = f"#{appt.id} cancelled: no response from {name} by {_hhmm(appt.response_deadline)}"
+    line = f"#{appt.id} cancelled: no response from {name} by {_when(appt.response_deadline)}"
     return line + (f"; {name} disabled" if disabled else f"; {name} was already disabled")
 
 
@@ -436,7 +453,7 @@ def _expire_locked(appts: list[Appointment], outbox: Outbox) -> list[SweepAction
         id__in=first_missed, is_active=True,
     ).values_list("id", flat=True))
     reasons = {
-        tid: f"No response to appointment #{a.id} ({_when(a.starts_at)}) by {_hhmm(a.response_deadline)}"
+        tid: f"No response to appointment #{a.id} ({_when(a.starts_at)}) by {_when(a.response_deadline)}"
         for tid, a in first_missed.items() if tid in newly_disabled
     }
     if reasons:
@@ -459,7 +476,7 @@ def _expire_locked(appts: list[Appointment], outbox: Outbox) -> list[SweepAction
         outbox.event(appt, Kind.TIMED_OUT, actor=None, from_status=Status.PENDING, therapist_disabled=disabled)
         outbox.notify(appt.therapist_id, Say.TIMED_OUT, appt,
                       f"You did not answer appointment #{appt.id} ({_when(appt.starts_at)}) by "
-                      f"{_hhmm(appt.response_deadline)}: it was cancelled and your account is disabled. "
+                      f"{_when(appt.response_deadline)}: it was cancelled and your account is disabled. "
                       "Ask an operator to re-enable it.")
         actions.append(SweepAction(appt.id, "timed_out", _timeout_line(appt, disabled), disabled))
     ids = [a.id for a in appts]
@@ -662,7 +679,7 @@ def add_availability(*, actor: User, therapist: User, starts_at: datetime, ends_
         clash = Availability.objects.filter(therapist=therapist, starts_at__lt=ends_at, ends_at__gt=starts_at).first()
         if clash:
             raise WorkflowError("invalid", "Invalid input.", status_code=400, errors={
-                "starts_at": [f"Overlaps the slot {_when(clash.starts_at)}–{_hhmm(clash.ends_at)}."],
+                "starts_at": [f"Overlaps your slot {_span(clash.starts_at, clash.ends_at)}."],
             })
         return Availability.objects.create(therapist=therapist, starts_at=starts_at, ends_at=ends_at)
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# make run: migrate, load demo data, start the sweep (every 60 s) and daphne.
+# make run: migrate, load demo data, start daphne with the deadline sweep inside it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 HOST="${1:-127.0.0.1}"
@@ -12,13 +12,24 @@ if [ ! -f .env ]; then
   echo "Wrote .env with a new SECRET_KEY"
 fi
 export DEBUG="${DEBUG:-1}"
+# The sweep runs inside the server (scheduling/embedded_sweep.py): with the in-memory
+# channel layer only the server's own process reaches the open dashboards.
+export EMBEDDED_SWEEP_SECONDS="${EMBEDDED_SWEEP_SECONDS:-5}"
 
 $PY manage.py migrate --noinput
 $PY manage.py seed_demo
 
-$PY manage.py auto_cancel_overdue --every 60 &
-SWEEP_PID=$!
-trap 'kill "$SWEEP_PID" 2>/dev/null || true' EXIT INT TERM
+# The sweep starts with the server's first request; make that one right away.
+$PY - "$HOST" "$PORT" <<'PY' &
+import sys, time, urllib.request
+url = f"http://{sys.argv[1]}:{sys.argv[2]}/healthz"
+for _ in range(300):
+    try:
+        urllib.request.urlopen(url, timeout=1).close()
+        break
+    except OSError:
+        time.sleep(0.2)
+PY
 
-echo "Royal Care Scheduling on http://$HOST:$PORT/ (Ctrl-C stops the server and the sweep)"
-$PY -m daphne -b "$HOST" -p "$PORT" guitara.asgi:application
+echo "Royal Care Scheduling on http://$HOST:$PORT/ (deadline sweep every ${EMBEDDED_SWEEP_SECONDS} s; Ctrl-C stops it)"
+exec $PY -m daphne -b "$HOST" -p "$PORT" guitara.asgi:application

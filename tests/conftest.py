@@ -8,6 +8,7 @@ from urllib.parse import urlparse
 
 import pytest
 from django.db import connection
+from django.test import override_settings
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -135,7 +136,9 @@ def make_appointment(operator, client_obj, service):
         else:
             workflow.accept(actor=therapist, appointment_id=appt.pk)
             if status in ("in_progress", "completed"):
-                workflow.start(actor=therapist, appointment_id=appt.pk)
+                # A session hours ahead may be started here; the start window has its own tests.
+                with override_settings(START_EARLY_MINUTES=early_enough(appt)):
+                    workflow.start(actor=therapist, appointment_id=appt.pk)
             if status == "completed":
                 workflow.complete(actor=therapist, appointment_id=appt.pk)
         appt = Appointment.objects.get(pk=appt.pk)
@@ -143,6 +146,11 @@ def make_appointment(operator, client_obj, service):
         return appt
 
     return factory
+
+
+def early_enough(appt: Appointment) -> int:
+    """A START_EARLY_MINUTES under which `appt` can be started right now."""
+    return max(0, int((appt.starts_at - timezone.now()).total_seconds() // 60) + 1)
 
 
 def api_for(user: User | None) -> APIClient:

@@ -12,6 +12,7 @@ from django.utils.dateparse import parse_datetime
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
+from accounts import formatting
 from accounts.fields import StrictCharField, StrictPrimaryKeyRelatedField, StrictRegexField
 from accounts.models import User
 from accounts.validators import no_control_characters
@@ -95,13 +96,13 @@ class AvailabilitySerializer(serializers.ModelSerializer):
         fields = ["id", "therapist", "therapist_name", "starts_at", "ends_at"]
 
     def validate_ends_at(self, value):
-        _check_future(value, what="The end")
+        _check_future(value, what="Until")
         return value
 
     def validate(self, attrs):
         starts_at, ends_at = attrs["starts_at"], attrs["ends_at"]
         if ends_at <= starts_at:
-            raise serializers.ValidationError({"ends_at": ["Must be after starts_at."]})
+            raise serializers.ValidationError({"ends_at": ["Until must be after From."]})
         if ends_at - starts_at > timedelta(hours=24):
             raise serializers.ValidationError({"ends_at": ["A slot can be at most 24 hours long."]})
         user = self.context["request"].user
@@ -131,10 +132,11 @@ class AppointmentCreateSerializer(serializers.Serializer):
         expected_end = attrs["starts_at"] + timedelta(minutes=attrs["service"].duration_minutes)
         ends_at = attrs.pop("ends_at", None)
         if ends_at is not None and ends_at <= attrs["starts_at"]:
-            raise serializers.ValidationError({"ends_at": ["Must be after starts_at."]})
+            raise serializers.ValidationError({"ends_at": ["The end must be after the start."]})
         if ends_at is not None and ends_at != expected_end:
             raise serializers.ValidationError({"ends_at": [
-                f"Must be starts_at + {attrs['service'].duration_minutes} minutes ({expected_end.isoformat()})."]})
+                f"The end must be {attrs['service'].duration_minutes} minutes after the start "
+                f"({formatting.when(expected_end)}), the length of {attrs['service'].name}."]})
         return attrs
 
 
@@ -195,9 +197,12 @@ class EventsQuerySerializer(serializers.Serializer):
 class PersonRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
+    phone = serializers.CharField(help_text="For a call; a therapist only ever sees their own.")
 
 
-class ClientRefSerializer(PersonRefSerializer):
+class ClientRefSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
     phone = serializers.CharField()
     address = serializers.CharField()
 

@@ -40,8 +40,22 @@ export async function api(path, { method = 'GET', body } = {}) {
   if ((response.headers.get('content-type') || '').includes('application/json')) {
     try { data = await response.json(); } catch { data = null; }
   }
-  if (!response.ok) throw new ApiError(response.status, data);
+  if (!response.ok) {
+    const error = new ApiError(response.status, data);
+    if (error.code === 'account_disabled') accountDisabled(error);
+    throw error;
+  }
   return data;
+}
+
+let disabledShown = false;
+
+/** A 403 account_disabled: the page reloads into the disabled view, which says why and since when. */
+function accountDisabled(error) {
+  if (disabledShown) return;
+  disabledShown = true;
+  toast(error.message, { kind: 'error' });
+  window.location.reload();
 }
 
 /** Every page of a paginated list (bounded, to protect the page). */
@@ -65,15 +79,19 @@ const FIELD_LABELS = {
   note: 'Note', review_decision: 'Decision',
 };
 
-/** A sentence a person can read for any failure (API error or not). */
-export function errorText(err) {
+/**
+ * A sentence a person can read for any failure (API error or not). Field errors
+ * are named as the form names them: `labels` ({field: label}) overrides the usual
+ * names, and a message that already names its field is not prefixed again.
+ */
+export function errorText(err, labels = {}) {
   if (!(err instanceof ApiError)) return (err && err.message) || 'Something went wrong.';
   if (!err.errors) return err.message;
   const parts = [];
   for (const [field, messages] of Object.entries(err.errors)) {
     const text = [].concat(messages).map((m) => (typeof m === 'string' ? m : JSON.stringify(m))).join(' ');
-    const label = FIELD_LABELS[field];
-    parts.push(field === 'non_field_errors' || !label ? text : `${label}: ${text}`);
+    const label = labels[field] || FIELD_LABELS[field];
+    parts.push(field === 'non_field_errors' || !label || text.startsWith(label) ? text : `${label}: ${text}`);
   }
   return parts.length ? parts.join(' ') : err.message;
 }
@@ -109,12 +127,17 @@ export function setBusy(button, busy) {
 }
 
 // --- Time in the business time zone -------------------------------------------
+// The one date and time format of every page, toast and message: "Wed, Dec 2, 1:30 PM",
+// without the date when it is today, with the year when it is not this year's. The
+// server writes the same (accounts/formatting.py), so both are built from parts
+// here rather than left to the browser's locale data.
 
 const formatter = (options) => new Intl.DateTimeFormat('en-US', { timeZone: TZ, ...options });
-const TIME = formatter({ hour: 'numeric', minute: '2-digit' });
-const DAY = formatter({ weekday: 'short', month: 'short', day: 'numeric' });
-const DAY_YEAR = formatter({ weekday: 'short', month: 'short', day: 'numeric', year: 'numeric' });
-const PARTS = formatter({ year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit', hourCycle: 'h23' });
+const PARTS = formatter({
+  weekday: 'short', year: 'numeric', month: '2-digit', day: '2-digit', hour: '2-digit', minute: '2-digit',
+  hourCycle: 'h23',
+});
+const MONTHS = ['Jan', 'Feb', 'Mar', 'Apr', 'May', 'Jun', 'Jul', 'Aug', 'Sep', 'Oct', 'Nov', 'Dec'];
 
 function parts(date) {
   const out = {};
@@ -136,24 +159,63 @@ export function inputValue(value) {
   return `${p.year}-${p.month}-${p.day}T${p.hour}:${p.minute}`;
 }
 
+/** "1:30 PM" */
 export function formatTime(iso) {
-  return TIME.format(new Date(iso));
+  const p = parts(new Date(iso));
+  const hour = Number(p.hour) % 24;
+  return `${hour % 12 || 12}:${p.minute} ${hour < 12 ? 'AM' : 'PM'}`;
 }
 
+/** "Wed, Dec 2" (with the year when it is not this year's) */
 export function formatDay(iso) {
-  const date = new Date(iso);
-  return (dayKey(date).slice(0, 4) === todayKey().slice(0, 4) ? DAY : DAY_YEAR).format(date);
+  const p = parts(new Date(iso));
+  const text = `${p.weekday}, ${MONTHS[Number(p.month) - 1]} ${Number(p.day)}`;
+  return p.year === todayKey().slice(0, 4) ? text : `${text}, ${p.year}`;
 }
 
-export function formatWhen(iso) {
-  return iso ? `${formatDay(iso)}, ${formatTime(iso)}` : '';
+/** "Wed, Dec 2, 1:30 PM", or "1:30 PM" when it is today (unless `alwaysDate`). */
+export function formatWhen(iso, { alwaysDate = false } = {}) {
+  if (!iso) return '';
+  if (!alwaysDate && dayKey(iso) === todayKey()) return formatTime(iso);
+  return `${formatDay(iso)}, ${formatTime(iso)}`;
 }
 
+/** "Wed, Dec 2, 1:30 PM – 2:30 PM"; both dates when it crosses midnight. */
 export function formatRange(startIso, endIso) {
   if (!startIso) return '';
   if (!endIso) return formatWhen(startIso);
-  if (dayKey(startIso) === dayKey(endIso)) return `${formatDay(startIso)}, ${formatTime(startIso)} – ${formatTime(endIso)}`;
-  return `${formatWhen(startIso)} – ${formatWhen(endIso)}`;
+  if (dayKey(startIso) === dayKey(endIso)) return `${formatWhen(startIso)} – ${formatTime(endIso)}`;
+  return `${formatWhen(startIso, { alwaysDate: true })} – ${formatWhen(endIso, { alwaysDate: true })}`;
+}
+
+/** "in 45 min", "in 3 h 10 min", "in 2 days", "started 5 min ago" */
+export function startsIn(iso) {
+  const minutes = Math.round((Date.parse(iso) - Date.now()) / 60000);
+  const span = (m) => {
+    if (m < 60) return `${m} min`;
+    if (m < 24 * 60) return `${Math.floor(m / 60)} h${m % 60 ? ` ${m % 60} min` : ''}`;
+    const days = Math.round(m / (24 * 60));
+    return `${days} day${days === 1 ? '' : 's'}`;
+  };
+  if (minutes <= 0) return minutes === 0 ? 'starting now' : `started ${span(-minutes)} ago`;
+  return `in ${span(minutes)}`;
+}
+
+/** How soon an appointment starts, kept current: "Starts in 45 min". */
+export function startsInNode(iso) {
+  const node = h('span', { class: 'starts-in', dataset: { startsAt: iso } });
+  tickStartsIn(node);
+  return node;
+}
+
+function tickStartsIn(node) {
+  const at = Date.parse(node.dataset.startsAt);
+  const left = (at - Date.now()) / 60000;
+  const text = startsIn(node.dataset.startsAt);
+  const label = text.startsWith('started') || text === 'starting now' ? text[0].toUpperCase() + text.slice(1)
+    : `Starts ${text}`;
+  if (node.textContent !== label) node.textContent = label;
+  node.className = `starts-in${left < 60 ? ' soon' : left < 180 ? ' today' : ''}`;
 }
 
 export function timeNode(iso, text) {
@@ -261,19 +323,46 @@ export function countdown(appointment) {
   return node;
 }
 
-setInterval(() => document.querySelectorAll('.countdown[data-deadline-at]').forEach(tick), 1000);
+setInterval(() => {
+  document.querySelectorAll('.countdown[data-deadline-at]').forEach(tick);
+  document.querySelectorAll('.starts-in[data-starts-at]').forEach(tickStartsIn);
+}, 1000);
 
 // --- Toasts ----------------------------------------------------------------------------
+// At most two at a time (the oldest goes), clear of the buttons: at the top of a
+// phone's screen, where no card's actions sit under a thumb. A tap anywhere on one
+// or a sideways swipe dismisses it.
 
+const MAX_TOASTS = 2;
+const SWIPE_PX = 60;
+
+/** `message` is text or nodes (a link to an appointment, say). */
 export function toast(message, { kind = 'info', timeout = 7000 } = {}) {
   const box = document.getElementById('toasts');
   if (!box) return;
+  const dismiss = () => item.remove();
   const item = h('div', { class: `toast toast-${kind}`, role: kind === 'error' ? 'alert' : null },
     h('p', null, message),
-    h('button', { type: 'button', class: 'ghost', onclick: () => item.remove() }, 'Dismiss'));
+    h('button', { type: 'button', class: 'ghost', onclick: dismiss }, 'Dismiss'));
+  // A tap anywhere dismisses it (a link in it is followed too).
+  item.addEventListener('click', dismiss);
+  let startX = null;
+  item.addEventListener('pointerdown', (event) => { startX = event.clientX; });
+  item.addEventListener('pointermove', (event) => {
+    if (startX !== null) item.style.transform = `translateX(${event.clientX - startX}px)`;
+  });
+  const release = (event) => {
+    if (startX === null) return;
+    const moved = event.clientX - startX;
+    startX = null;
+    if (Math.abs(moved) >= SWIPE_PX) dismiss();
+    else item.style.transform = '';
+  };
+  item.addEventListener('pointerup', release);
+  item.addEventListener('pointercancel', () => { startX = null; item.style.transform = ''; });
   box.append(item);
-  while (box.children.length > 4) box.firstElementChild.remove();
-  if (timeout) setTimeout(() => item.remove(), timeout);
+  while (box.children.length > MAX_TOASTS) box.firstElementChild.remove();
+  if (timeout) setTimeout(dismiss, timeout);
 }
 
 // --- Modal dialogs -------------------------------------------------------------------------
@@ -452,9 +541,39 @@ export function renderKeyed(container, items, key, version, build) {
 
 // --- Notifications (the bell, the list, toasts) ---------------------------------------------------
 
+/**
+ * A notification's words, linked to what they are about: the whole message to its
+ * appointment, or, for a digest (appointment null), each "#id" it names.
+ * `link` is {href(id), open(id)}: a plain click opens the appointment on this page.
+ */
+export function notificationText(n, link) {
+  if (!link) return [n.message];
+  const anchor = (id, text) => h('a', {
+    href: link.href(id),
+    class: 'appt-link',
+    dataset: { appointmentLink: id },
+    onclick: (event) => {
+      if (event.button !== 0 || event.metaKey || event.ctrlKey || event.shiftKey || event.altKey) return;
+      event.preventDefault();
+      link.open(id);
+    },
+  }, text);
+  if (n.appointment) return [anchor(n.appointment, n.message)];
+  const nodes = [];
+  let last = 0;
+  for (const match of n.message.matchAll(/#(\d+)/g)) {
+    nodes.push(n.message.slice(last, match.index), anchor(Number(match[1]), match[0]));
+    last = match.index + match[0].length;
+  }
+  nodes.push(n.message.slice(last));
+  return nodes;
+}
+
 export class Notifications {
-  constructor(root) {
+  /** `link`: how this page opens an appointment ({href(id), open(id)}), see notificationText. */
+  constructor(root, { link = null } = {}) {
     this.root = root;
+    this.link = link;
     this.list = root.querySelector('[data-notification-list]');
     this.empty = root.querySelector('[data-notification-empty]');
     this.more = root.querySelector('[data-notification-more]');
@@ -494,7 +613,7 @@ export class Notifications {
     const before = this.maxId;
     const data = await api('/api/notifications/?page_size=50');
     for (const n of data.results) {
-      if (before && n.id > before && !n.is_read && !this.items.has(n.id)) toast(n.message);
+      if (before && n.id > before && !n.is_read && !this.items.has(n.id)) toast(notificationText(n, this.link));
       this.items.set(n.id, n);
     }
     this.setUnread(data.unread);
@@ -507,7 +626,7 @@ export class Notifications {
     const isNew = !this.items.has(n.id);
     this.items.set(n.id, n);
     this.setUnread(message.unread);
-    if (isNew) toast(n.message);
+    if (isNew) toast(notificationText(n, this.link));
     this.render();
   }
 
@@ -556,7 +675,7 @@ export class Notifications {
       { class: `item${n.is_read ? '' : ' unread'}` },
       h('p', { class: 'msg' },
         n.is_read ? null : h('span', { class: 'tag-unread' }, 'Unread '),
-        n.message,
+        notificationText(n, this.link),
         h('span', { class: 'meta' }, timeNode(n.created_at))),
       n.is_read ? null : h('button', {
         type: 'button', class: 'secondary small', dataset: { action: 'read' },

@@ -26,6 +26,7 @@
 import { PAGE } from './common.js';
 import { startDashboardLive } from './dashboard.js';
 import all from './operator/all.js';
+import { detailsDialog } from './operator/dialogs.js';
 import notificationsTab, { notifications } from './operator/notifications.js';
 import reviews from './operator/reviews.js';
 import { onRender, page, scheduleRender, store, tabUrl, tabs } from './operator/shared.js';
@@ -75,9 +76,15 @@ function onEvent(event) {
   for (const tab of TABS) if (tab.onEvent) tab.onEvent(event);
 }
 
-restore(new URLSearchParams(window.location.search));
+const params = new URLSearchParams(window.location.search);
+restore(params);
 for (const tab of TABS) if (tab.init) tab.init();
 page.tab = tabs.has(PAGE.tab) ? PAGE.tab : DEFAULT_TAB;
 const current = tabs.get(page.tab);
 if (current.show) current.show();
-startDashboardLive({ onEvent, notifications });
+page.live = startDashboardLive({ onEvent, notifications });
+// A notification's link (?appointment=<id>) opened in a new tab or from elsewhere.
+if (Number(params.get('appointment')) > 0) {
+  history.replaceState(null, '', tabUrl(page.tab));
+  detailsDialog(Number(params.get('appointment')));
+}

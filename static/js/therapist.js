@@ -4,7 +4,7 @@
 
 import {
   AppointmentStore, CANCELLATION_LABELS, Notifications, PAGE, api, apiAll, countdown, countdownTone, dayKey, errorText, formatRange,
-  formatTime, h, inputValue, openDialog, renderKeyed, setBusy, show, statusBadge, timeNode, toast, todayKey, zonedIso,
+  formatWhen, h, inputValue, openDialog, renderKeyed, setBusy, show, statusBadge, timeNode, toast, todayKey, zonedIso,
 } from './common.js';
 import { batchedRender, fact, startDashboardLive } from './dashboard.js';
 
@@ -16,10 +16,18 @@ const HISTORY_PAGE = 20;
 const HISTORY = `/api/scheduling/appointments/?status=completed,cancelled&ordering=-starts_at&page_size=${HISTORY_PAGE}`;
 // Events up to this id happened before the page was rendered: no alerts for them.
 const RENDERED_AFTER = Number(PAGE.last_event_id) || 0;
+// A session can be started from this long before its start (START_EARLY_MINUTES).
+const START_EARLY_MS = (Number(PAGE.start_early_minutes) || 0) * 60000;
+const SLOT_LABELS = { starts_at: 'From', ends_at: 'Until' };
 
 const store = new AppointmentStore();
-const notifications = new Notifications($('notifications-panel'));
-const state = { loaded: false, historyPage: 0, historyNext: false, slots: [], fresh: new Set(), alerted: new Set() };
+// Each notification links to its appointment: a plain click brings its card into view.
+const notifications = new Notifications($('notifications-panel'), {
+  link: { href: (id) => `#appointment-${id}`, open: (id) => showAppointment(id) },
+});
+const state = {
+  loaded: false, historyPage: 0, historyNext: false, slots: [], fresh: new Set(), alerted: new Set(), phases: new Map(),
+};
 const { schedule: scheduleRender, apply: applyAndRender } = batchedRender(store, () => render());
 
 // --- Loading -----------------------------------------------------------------------
@@ -35,6 +43,7 @@ async function loadAppointments() {
     state.historyNext = !!history.next;
     state.loaded = true;
     render();
+    showFromHash();
   } catch (err) {
     $('waiting-list').replaceChildren(h('p', { class: 'error', role: 'alert' },
       `Could not load your appointments: ${errorText(err)}`));
@@ -74,7 +83,8 @@ function render() {
   const todays = active.filter((a) => dayKey(a.starts_at) <= today);
   const upcoming = active.filter((a) => dayKey(a.starts_at) > today);
   const history = all.filter((a) => FINAL.has(a.status)).sort((a, b) => byStart(b, a));
-  const version = (a) => `${a._version}${state.fresh.has(a.id) ? 'n' : ''}`;
+  const version = (a) => `${a._version}${state.fresh.has(a.id) ? 'n' : ''}${phase(a)}`;
+  for (const a of all) state.phases.set(a.id, phase(a));
   for (const [name, items] of [['waiting', waiting], ['today', todays], ['upcoming', upcoming], ['history', history]]) {
     renderKeyed($(`${name}-list`), items, (a) => a.id, version, card);
     show($(`${name}-empty`), items.length === 0);
@@ -85,26 +95,69 @@ function render() {
     ? `(${waiting.length}) My appointments · Royal Care Scheduling` : 'My appointments · Royal Care Scheduling';
 }
 
+// What a card offers changes with the clock: an answer is late once its deadline
+// passes, a session can be started from START_EARLY_MINUTES before its start.
+function isLate(a) {
+  return a.status === 'pending' && !!a._deadlineAt && a._deadlineAt <= Date.now();
+}
+
+function startOpensAt(a) {
+  return Date.parse(a.starts_at) - START_EARLY_MS;
+}
+
+function phase(a) {
+  if (a.status === 'pending') return isLate(a) ? 'late' : 'open';
+  if (a.status === 'confirmed') return Date.now() >= startOpensAt(a) ? 'startable' : 'early';
+  return '';
+}
+
+// Re-render a card the moment its phase changes (a deadline passes, a start window opens).
+setInterval(() => {
+  if (state.loaded && store.values().some((a) => phase(a) !== (state.phases.get(a.id) || ''))) scheduleRender();
+}, 1000);
+
+function mapHref(address) {
+  return `https://www.google.com/maps/search/?api=1&query=${encodeURIComponent(address)}`;
+}
+
+function place(address) {
+  return [address, ' ', h('a', {
+    href: mapHref(address), target: '_blank', rel: 'noopener noreferrer', class: 'map-link',
+  }, 'Open map', h('span', { class: 'sr-only' }, ` for ${address}`))];
+}
+
 function card(a) {
   const headingId = `appt-${a.id}`;
   const r = a.latest_rejection;
+  const late = isLate(a);
   const error = h('p', { class: 'error card-error', role: 'alert', hidden: true });
   const button = (label, action, cls, onclick) => h('button', {
     type: 'button', class: cls, dataset: { action }, onclick: (event) => onclick(event.currentTarget, error),
   }, label);
   let actions = [];
-  if (a.status === 'pending') {
+  let advice = null;
+  if (a.status === 'pending' && late) {
+    // Too late to answer: the booking is being cancelled and the account disabled.
+    advice = h('p', { class: 'late', role: 'status' }, h('strong', null, 'Answer time passed. '),
+      'This booking is cancelled for no answer and your account is disabled; an operator can re-enable it.');
+  } else if (a.status === 'pending') {
     actions = [
       button('Accept', 'accept', 'primary big', (b, e) => act(a.id, 'accept', b, e)),
       button('Reject', 'reject', 'danger big', () => rejectDialog(a.id)),
     ];
-  } else if (a.status === 'confirmed') {
+    advice = h('p', { class: 'warning small' }, 'If you do not answer in time, the booking is cancelled and your '
+      + 'account is disabled until an operator re-enables it.');
+  } else if (a.status === 'confirmed' && Date.now() >= startOpensAt(a)) {
     actions = [button('Start session', 'start', 'primary big', (b, e) => act(a.id, 'start', b, e))];
+  } else if (a.status === 'confirmed') {
+    advice = h('p', { class: 'muted small' },
+      `You can start this session from ${formatWhen(new Date(startOpensAt(a)).toISOString())}.`);
   } else if (a.status === 'in_progress') {
-    actions = [button('Complete session', 'complete', 'primary big', (b, e) => act(a.id, 'complete', b, e))];
+    actions = [button('Complete session', 'complete', 'primary big', () => completeDialog(a.id))];
   }
   const denied = a.status === 'pending' && r && r.review_decision === 'deny' && r.therapist === ME;
   return h('article', {
+    id: `appointment-${a.id}`,
     class: `appt-card${state.fresh.has(a.id) ? ' is-new' : ''}${a.status === 'pending' && a._deadlineAt
       ? ` tone-${countdownTone(a._deadlineAt)}` : ''}`,
     'aria-labelledby': headingId,
@@ -113,15 +166,18 @@ function card(a) {
   h('header', { class: 'appt-head' },
     statusBadge(a.status), h('h3', { id: headingId }, a.client.name), h('span', { class: 'appt-id' }, `#${a.id}`)),
   a.status === 'pending' && a._deadlineAt
-    ? h('p', null, countdown(a), ' ', h('span', { class: 'muted small' }, `answer by ${formatTime(a.response_deadline)}`))
+    ? h('p', null, countdown(a), ' ', h('span', { class: 'muted small' }, `answer by ${formatWhen(a.response_deadline)}`))
     : null,
   h('p', { class: 'appt-time' }, timeNode(a.starts_at, formatRange(a.starts_at, a.ends_at))),
   h('dl', { class: 'facts' },
     fact('Service', `${a.service.name} (${a.service.duration_minutes} min)`),
-    fact('Address', a.location),
-    a.client.address && a.client.address !== a.location ? fact('Client’s address', a.client.address) : null,
-    a.client.phone ? fact('Phone', h('a', { href: `tel:${a.client.phone}` }, a.client.phone)) : null,
+    fact('Address', place(a.location)),
+    a.client.address && a.client.address !== a.location ? fact('Client’s address', place(a.client.address)) : null,
+    a.client.phone ? fact('Phone', h('a', {
+      href: `tel:${a.client.phone.replace(/[^0-9+]/g, '')}`, dataset: { action: 'call' },
+    }, a.client.phone, h('span', { class: 'sr-only' }, ` (call ${a.client.name})`))) : null,
     a.notes ? fact('Notes', a.notes) : null),
+  advice,
   denied ? h('p', { class: 'note' }, h('strong', null, 'Operator’s note: '),
     r.review_note || 'Your rejection was not accepted; please answer again.') : null,
   a.status === 'rejected' && r ? h('p', { class: 'quote' }, h('strong', null, 'You rejected this: '), r.reason,
@@ -134,7 +190,7 @@ function card(a) {
 
 // --- Actions -------------------------------------------------------------------------
 
-const DONE = { accept: 'Accepted. See you there!', start: 'Session started.', complete: 'Session completed.' };
+const DONE = { accept: 'Accepted. See you there!', start: 'Session started.' };
 
 async function act(id, action, button, error) {
   setBusy(button, true);
@@ -149,6 +205,23 @@ async function act(id, action, button, error) {
     setBusy(button, false);
     toast(errorText(err), { kind: 'error' });
   }
+}
+
+async function completeDialog(id) {
+  const a = store.get(id);
+  if (!a) return;
+  await openDialog({
+    title: `Complete the session with ${a.client.name}?`,
+    intro: `#${id} · ${a.service.name} · ${formatRange(a.starts_at, a.ends_at)}. Complete it once the session is `
+      + 'over: it moves to your history and cannot be undone.',
+    confirmLabel: 'Complete session',
+    cancelLabel: 'Not yet',
+    onConfirm: async () => {
+      const updated = await api(`/api/scheduling/appointments/${id}/complete/`, { method: 'POST' });
+      applyAndRender(updated);
+      toast(`#${id}: Session completed.`);
+    },
+  });
 }
 
 async function rejectDialog(id) {
@@ -216,7 +289,7 @@ async function removeSlot(slot, button) {
     $('h-availability').focus();
     toast('Availability removed.');
   } catch (err) {
-    slotError(`Could not remove ${formatRange(slot.starts_at, slot.ends_at)}: ${errorText(err)}`);
+    slotError(`Could not remove ${formatRange(slot.starts_at, slot.ends_at)}: ${errorText(err, SLOT_LABELS)}`);
     setBusy(button, false);
   }
 }
@@ -241,7 +314,7 @@ $('availability-form').addEventListener('submit', async (event) => {
     form.reset();
     toast(`Availability added: ${formatRange(slot.starts_at, slot.ends_at)}.`);
   } catch (err) {
-    slotError(`Could not add the slot: ${errorText(err)}`);
+    slotError(`Could not add the slot: ${errorText(err, SLOT_LABELS)}`);
   } finally {
     setBusy(submit, false);
   }
@@ -292,7 +365,7 @@ function desktopAlert(a) {
   if (!('Notification' in window) || Notification.permission !== 'granted') return;
   try {
     const alert = new Notification('New appointment to answer', {
-      body: `${a.client.name} · ${formatRange(a.starts_at, a.ends_at)} · answer by ${formatTime(a.response_deadline)}`,
+      body: `${a.client.name} · ${formatRange(a.starts_at, a.ends_at)} · answer by ${formatWhen(a.response_deadline)}`,
       tag: `appointment-${a.id}`,
     });
     alert.onclick = () => { window.focus(); alert.close(); };
@@ -339,6 +412,39 @@ $('bell').addEventListener('click', (event) => {
     if (!notifications.loaded) notifications.load().catch((err) => toast(errorText(err), { kind: 'error' }));
   }
 });
+
+// --- Following a link to an appointment (a notification, #appointment-<id>) -------------
+
+function cardOf(id) {
+  return document.querySelector(`article[data-appointment-id="${id}"]`);
+}
+
+async function showAppointment(id) {
+  if (!cardOf(id)) {
+    try {
+      // Older than the history shown so far, say: fetch it (404 when it is no longer mine).
+      applyAndRender(await api(`/api/scheduling/appointments/${id}/`), { fromList: true });
+      render();
+    } catch (err) {
+      toast(err.status === 404 ? `Appointment #${id} is no longer on your list.` : errorText(err), { kind: 'error' });
+      return;
+    }
+  }
+  const node = cardOf(id);
+  if (!node) return;
+  node.setAttribute('tabindex', '-1');
+  node.scrollIntoView({ block: 'center', behavior: 'smooth' });
+  node.focus({ preventScroll: true });
+  node.classList.add('highlight');
+  setTimeout(() => node.classList.remove('highlight'), 4000);
+}
+
+function showFromHash() {
+  const match = /^#appointment-(\d+)$/.exec(window.location.hash);
+  if (match) showAppointment(Number(match[1]));
+}
+
+window.addEventListener('hashchange', showFromHash);
 
 // --- Live updates ---------------------------------------------------------------------
 

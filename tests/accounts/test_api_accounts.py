@@ -1,7 +1,10 @@
 """Token login, the caller's own account, therapist accounts and re-enabling."""
 
+from datetime import timedelta
+
 import pytest
 import time_machine
+from django.utils import timezone
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -38,7 +41,9 @@ def token_client(key: str) -> APIClient:
 
 
 def disable(user: User, reason: str = "No response to appointment #7") -> None:
-    User.objects.filter(pk=user.pk).update(is_active=False, disabled_reason=reason)
+    """Disabled today at 2:32 PM, business time."""
+    at = timezone.localtime().replace(hour=14, minute=32, second=0, microsecond=0)
+    User.objects.filter(pk=user.pk).update(is_active=False, disabled_reason=reason, disabled_at=at)
 
 
 # --- Token -------------------------------------------------------------------------
@@ -79,8 +84,9 @@ def test_token_for_a_disabled_therapist_is_403_with_the_reason(therapist):
     response = login("ana", "pass-ana")
     assert response.status_code == 403, response.content
     body = response.json()
-    assert body["code"] == "permission_denied"
-    assert "disabled" in body["detail"] and "No response to appointment #7" in body["detail"]
+    assert body["code"] == "account_disabled"
+    assert body["detail"] == ("Your account was disabled at 2:32 PM: no response to appointment #7. "
+                              "Ask an operator to re-enable it.")
     assert not Token.objects.exists()
 
 
@@ -89,8 +95,54 @@ def test_the_token_of_a_disabled_therapist_is_refused(therapist):
     disable(therapist)
     for path in (ME, "/api/scheduling/appointments/", "/api/scheduling/events/"):
         response = token_client(key).get(path)
-        assert response.status_code in (401, 403), path
-        assert response.json()["code"] in ("authentication_failed", "not_authenticated", "permission_denied")
+        assert response.status_code == 403, path
+        assert response.json() == {
+            "code": "account_disabled",
+            "detail": "Your account was disabled at 2:32 PM: no response to appointment #7. "
+                      "Ask an operator to re-enable it.",
+        }
+
+
+def test_a_disabled_therapists_session_calls_answer_account_disabled_and_change_nothing(
+        therapist, make_appointment):
+    """The late tap on Accept: the browser's session call says why, not "credentials were not provided"."""
+    appt = make_appointment("pending", therapist)
+    browser = APIClient(enforce_csrf_checks=True)
+    browser.force_login(therapist)
+    disable(therapist, "No response to appointment #41 (Wed, Dec 2, 3:00 PM) by Wed, Dec 2, 2:30 PM")
+    expected = {
+        "code": "account_disabled",
+        "detail": "Your account was disabled at 2:32 PM: no response to appointment #41 (Wed, Dec 2, 3:00 PM) by "
+                  "Wed, Dec 2, 2:30 PM. Ask an operator to re-enable it.",
+    }
+    for method, path in [("get", ME), ("get", "/api/scheduling/appointments/"), ("get", "/api/notifications/"),
+                         ("post", f"/api/scheduling/appointments/{appt.id}/accept/"),
+                         ("post", f"/api/scheduling/appointments/{appt.id}/reject/")]:
+        response = getattr(browser, method)(path, {}, format="json")
+        assert response.status_code == 403, (path, response.content)
+        assert response.json() == expected, path
+    appt.refresh_from_db()
+    assert appt.status == "pending"
+
+
+def test_account_disabled_without_a_recorded_time_or_reason_still_explains(therapist, operator):
+    User.objects.filter(pk__in=[therapist.pk, operator.pk]).update(is_active=False)
+    for user in (therapist, operator):
+        browser = APIClient()
+        browser.force_login(user)
+        response = browser.get(ME)
+        assert response.status_code == 403
+        assert response.json() == {"code": "account_disabled",
+                                   "detail": "Your account was disabled. Ask an operator to re-enable it."}
+
+
+def test_a_disabled_date_that_is_not_today_is_named(therapist):
+    key = login("ana", "pass-ana").json()["token"]
+    at = timezone.localtime().replace(hour=9, minute=5, second=0, microsecond=0) - timedelta(days=1)
+    User.objects.filter(pk=therapist.pk).update(is_active=False, disabled_at=at, disabled_reason="Asked to pause.")
+    detail = token_client(key).get(ME).json()["detail"]
+    day = f"{at:%a}, {at:%b} {at.day}" + (f", {at.year}" if at.year != timezone.localtime().year else "")
+    assert detail == f"Your account was disabled at {day}, 9:05 AM: asked to pause. Ask an operator to re-enable it."
 
 
 def test_a_bad_token_is_refused(therapist):

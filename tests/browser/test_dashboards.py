@@ -33,8 +33,8 @@ def test_book_assign_reject_deny_accept(open_page, operator, therapist, client_o
     expect(olga.get_by_text("No appointments match these filters")).to_be_visible()
 
     # Book through the form (a wall time in Manila, whatever the browser's zone) and
-    # assign from the ranked list.
-    starts = timezone.localtime(timezone.now() + timedelta(hours=3)).replace(second=0, microsecond=0)
+    # assign from the ranked list. It starts in 20 minutes, so it can be started below.
+    starts = timezone.localtime(timezone.now() + timedelta(minutes=20)).replace(second=0, microsecond=0)
     olga.get_by_role("button", name="New appointment").click()
     booking = olga.get_by_role("dialog", name="New appointment")
     expect(booking.get_by_label("Find client")).to_be_focused()
@@ -133,10 +133,13 @@ def test_book_assign_reject_deny_accept(open_page, operator, therapist, client_o
     details.get_by_role("button", name="Close").click()
     expect(details).to_be_hidden()
 
-    # The therapist runs the session.
+    # The therapist runs the session; completing it asks first.
     mine.get_by_role("button", name="Start session").click()
     expect(mine.locator(".status")).to_have_text("In progress")
     mine.get_by_role("button", name="Complete session").click()
+    completing = ana.get_by_role("dialog", name="Complete the session with Maria Lopez?")
+    completing.get_by_role("button", name="Complete session").click()
+    expect(completing).to_be_hidden()
     expect(ana.locator(f'#history-list [data-appointment-id="{appointment.id}"] .status')).to_have_text("Completed")
     expect(row.locator(".status")).to_have_text("Completed")
     screenshot(ana, "therapist-history")
@@ -213,12 +216,17 @@ def test_accepted_rejection_leaves_the_therapist_and_goes_to_someone_else(
     accepting = olga.get_by_role("dialog", name=f"Accept the rejection of #{appointment.id}?")
     accepting.get_by_role("button", name="Accept rejection").click()
     expect(accepting).to_be_hidden()
-    expect(olga.locator('[data-count="unassigned"]')).to_contain_text("1")
+    expect(olga.locator('[data-count="unassigned"]')).to_contain_text("1 to assign")
 
     # It is no longer Ana's: it leaves her page without a reload.
     expect(mine).to_have_count(0)
 
-    # Back in the queue: only Bea is offered (Ana's rejection was accepted).
+    # Back in the queue, the assign dialog is offered at once (closed here, opened
+    # again from the list); only Bea is offered (Ana's rejection was accepted).
+    offered = olga.get_by_role("dialog", name=f"Assign #{appointment.id}")
+    expect(offered.get_by_role("button", name="Assign to Bea Santos")).to_be_focused()
+    offered.get_by_role("button", name="Close").click()
+    expect(offered).to_be_hidden()
     tab(olga, "All appointments")
     row = olga.locator(f'#all-list [data-appointment-id="{appointment.id}"]')
     expect(row).to_contain_text("Unassigned")
@@ -230,7 +238,7 @@ def test_accepted_rejection_leaves_the_therapist_and_goes_to_someone_else(
     assigning.get_by_role("button", name="Assign to Bea Santos").click()
     expect(assigning).to_be_hidden()
     expect(row).to_contain_text("Bea Santos")
-    expect(olga.locator('[data-count="unassigned"]')).to_contain_text("0")
+    expect(olga.locator('[data-count="unassigned"]')).to_contain_text("0 to assign")
     expect(olga.locator('[data-count="timeouts"]')).to_have_text("1")
 
     # Cancelling asks for a reason first.

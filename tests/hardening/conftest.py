@@ -15,6 +15,7 @@ from datetime import timedelta
 import pytest
 from django.contrib.auth.models import Group
 from django.core.cache import caches
+from django.test import override_settings
 from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
@@ -29,7 +30,7 @@ from scheduling.models import (
     Client,
     Service,
 )
-from tests.conftest import make_therapist, make_user
+from tests.conftest import early_enough, make_therapist, make_user
 
 ROLES = ("anonymous", "therapist_a", "therapist_b", "operator", "disabled", "admin")
 PASSWORD = {"therapist_a": "pass-ana", "therapist_b": "pass-bea", "operator": "pass-olga",
@@ -89,17 +90,19 @@ def build_world() -> World:
     users = {"therapist_a": ana, "therapist_b": bea, "operator": olga, "disabled": dina, "admin": adam}
     client = Client.objects.create(name="Maria Lopez", phone="+63 917 555 0101", address="12 Mabini St, Makati")
 
-    def book(hours: int, therapist: User | None = ana) -> Appointment:
+    def book(hours: float, therapist: User | None = ana) -> Appointment:
         return workflow.create_appointment(
             actor=olga, client=client, service=service, starts_at=now + timedelta(hours=hours),
             location="12 Mabini St, Makati", therapist_id=therapist.id if therapist else None)
 
     pending = book(3)
-    confirmed = book(5)
+    # Starts in 15 minutes: inside the start window, so "start" can succeed.
+    confirmed = book(0.25)
     workflow.accept(actor=ana, appointment_id=confirmed.id)
     in_progress = book(7)
     workflow.accept(actor=ana, appointment_id=in_progress.id)
-    workflow.start(actor=ana, appointment_id=in_progress.id)
+    with override_settings(START_EARLY_MINUTES=early_enough(in_progress)):
+        workflow.start(actor=ana, appointment_id=in_progress.id)
     rejected = book(9)
     workflow.reject(actor=ana, appointment_id=rejected.id, reason="Family emergency")
     unassigned = book(11, None)

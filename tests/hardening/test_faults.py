@@ -139,7 +139,8 @@ def test_redis_down_during_a_workflow_then_back(redis_url, staff, tmp_path):
         with daphne(tmp_path, REDIS_URL=redis.url) as server, api(server, operator) as ops, \
                 api(server, ana) as ana_http, api(server, bea) as bea_http:
             with dashboard_socket(server, operator) as socket:
-                first = book(ops, client, service, 2, ana)
+                # Starts in 15 minutes, inside the start window: Ana can start it below.
+                first = book(ops, client, service, 0.25, ana)
                 last_seen = next_event(socket, first["id"], "assigned")["event_id"]
 
                 redis.kill()  # ---- the fault ----

@@ -201,8 +201,9 @@ TABLE: dict[tuple[str, str], Row] = {
     ("api-schema", "GET"): Row(url("api-schema"), staff(200), api=True, defect=(
         "the schema view renders its 401/403 as YAML (application/vnd.oai.openapi), not JSON: route it as "
         "SpectacularAPIView.as_view(renderer_classes=[OpenApiJsonRenderer, OpenApiYamlRenderer]) in guitara/urls.py")),
-    ("api-docs", "GET"): Row(url("api-docs"), staff(200), api=True, json_errors=False,
-                             note="an HTML page: its 403 is HTML"),
+    ("api-docs", "GET"): Row(url("api-docs"), per_role(E(302, location=LOGIN + "?next="), 200, 200, 200, DENY, 200),
+                             api=True, json_errors=False,
+                             note="an HTML page: signed out, it sends people to the login page; its 403 is HTML"),
     # --- the admin ---
     ("admin:index", "GET"): Row(url("admin:index"), admin_only(200)),
     ("admin:login", "GET"): Row(url("admin:login"), {**everyone(200), "admin": E(302, location="/admin/")},
@@ -453,7 +454,8 @@ def test_anonymous_reaches_only_the_public_routes(world, private_cache):
             continue
         if route_key.startswith("admin") or "/admin/" in route_key or route_key.startswith("admin/"):
             assert cell.matches(302) and cell.location == ADMIN_LOGIN + "?next=", route_key
-        elif TABLE[row_key_for_key(route_key, method)].api:
+        elif TABLE[row_key_for_key(route_key, method)].api and route_key != "api-docs":
+            # The docs are a page for people (under /api/): they redirect like the dashboards.
             assert cell.status == DENY, route_key
         else:
             assert cell.matches(302) and cell.location.startswith(LOGIN), route_key

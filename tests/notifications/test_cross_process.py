@@ -68,7 +68,7 @@ def test_assignment_through_one_server_reaches_a_dashboard_on_the_other(redis_ur
             event = wait_for(socket, lambda m: m["type"] == "appointment.event")
             latency = time.perf_counter() - started
             assert (event["kind"], event["appointment"]["id"]) == ("assigned", first.id)
-            assert event["appointment"]["therapist"] == {"id": therapist.id, "name": "Ana Cruz"}
+            assert event["appointment"]["therapist"] == {"id": therapist.id, "name": "Ana Cruz", "phone": ""}
             notification = wait_for(socket, lambda m: m["type"] == "notification")
             assert notification["notification"]["appointment"] == first.id
             assert notification["unread"] == 1

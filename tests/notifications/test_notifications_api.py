@@ -6,6 +6,7 @@ from datetime import timedelta
 import time_machine
 from django.utils import timezone
 
+from accounts import formatting
 from notifications.models import Notification
 from scheduling import workflow
 from scheduling.models import Service
@@ -13,8 +14,9 @@ from scheduling.models import Service
 LIST = "/api/notifications/"
 
 
-def local(value, fmt: str) -> str:
-    return timezone.localtime(value).strftime(fmt)
+def say(value) -> str:
+    """The shared format of stored messages (pinned in tests/accounts/test_formatting.py)."""
+    return formatting.when(value, always_date=True)
 
 
 def bulk_notifications(user, count: int) -> list[Notification]:
@@ -109,8 +111,8 @@ def test_therapist_is_told_of_an_assignment_with_when_where_and_the_deadline(api
     appt = make_appointment("pending", therapist)
     [(kind, message)] = messages_of(api, therapist)
     assert kind == "assigned"
-    assert message == (f"New appointment #{appt.id} at {local(appt.starts_at, '%a %d %b %H:%M')} "
-                       f"(Swedish massage, 12 Mabini St, Makati), answer by {local(appt.response_deadline, '%H:%M')}.")
+    assert message == (f"New appointment #{appt.id} at {say(appt.starts_at)} "
+                       f"(Swedish massage, 12 Mabini St, Makati), answer by {say(appt.response_deadline)}.")
     assert api(therapist).get(LIST).json()["results"][0]["appointment"] == appt.id
 
 
@@ -133,9 +135,9 @@ def test_therapist_is_told_of_a_denied_rejection_with_the_operators_note(api, op
     appt.refresh_from_db()
     kind, message = messages_of(api, therapist)[-1]
     assert kind == "rejection_denied"
-    assert message.startswith(f"Your rejection of #{appt.id} ({local(appt.starts_at, '%a %d %b %H:%M')}) "
+    assert message.startswith(f"Your rejection of #{appt.id} ({say(appt.starts_at)}) "
                               "was denied: Nobody else is free, please go")
-    assert message.endswith(f"Please answer by {local(appt.response_deadline, '%H:%M')}.")
+    assert message.endswith(f"Please answer by {say(appt.response_deadline)}.")
 
 
 def test_timeout_tells_the_therapist_they_are_disabled_and_every_operator_what_happened(
@@ -162,7 +164,7 @@ def test_every_operator_is_told_of_a_cancellation_for_want_of_a_therapist(api, o
         [(kind, message)] = messages_of(api, person)
         assert kind == "unstaffed"
         assert message == (f"#{appt.id} cancelled: Hot stone for Maria Lopez at "
-                           f"{local(appt.starts_at, '%a %d %b %H:%M')}, no therapist is available for it")
+                           f"{say(appt.starts_at)}, no therapist is available for it")
 
 
 def test_therapist_is_told_when_re_enabled(api, operator, therapist, make_appointment):

@@ -104,7 +104,7 @@ def test_committed_assignment_publishes_one_message_per_recipient_group(recorder
     [to_operators] = recorder.received("operators")
     assert to_operators["type"] == "appointment.event"
     assert (to_operators["event_id"], to_operators["kind"]) == (event.id, "assigned")
-    assert to_operators["appointment"]["therapist"] == {"id": therapist.id, "name": "Ana Cruz"}
+    assert to_operators["appointment"]["therapist"] == {"id": therapist.id, "name": "Ana Cruz", "phone": ""}
     to_therapist = recorder.received(f"user_{therapist.id}")
     assert [m["type"] for m in to_therapist] == ["appointment.event", "notification"]
     assert to_therapist[0]["event_id"] == event.id

@@ -8,6 +8,7 @@ import time_machine
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from accounts import formatting
 from accounts.models import AccountStatusChange, User
 from notifications.models import Notification
 from scheduling import workflow
@@ -107,7 +108,9 @@ def _matrix():
 
 
 @pytest.mark.parametrize(("name", "state", "allowed"), list(_matrix()))
-def test_transition_from_each_state(api, make_appointment, operator, therapist, therapist_b, name, state, allowed):
+def test_transition_from_each_state(api, make_appointment, operator, therapist, therapist_b, name, state, allowed,
+                                    settings):
+    settings.START_EARLY_MINUTES = 24 * 60  # sessions hours ahead; the start window has its own tests
     who, action, payload, _, kind, to_status = TRANSITIONS[name]
     appt = reach(make_appointment, therapist, state)
     actor = operator if who == "operator" else therapist
@@ -156,7 +159,7 @@ def test_create_with_therapist_assigns_at_once(api, operator, therapist, client_
     }, format="json")
     assert response.status_code == 201, response.content
     body = response.json()
-    assert body["therapist"] == {"id": therapist.id, "name": "Ana Cruz"}
+    assert body["therapist"] == {"id": therapist.id, "name": "Ana Cruz", "phone": ""}
     assert body["response_deadline"] is not None
     appt = Appointment.objects.get(pk=body["id"])
     assert [e.kind for e in appt.events.order_by("id")] == ["created", "assigned"]
@@ -164,11 +167,70 @@ def test_create_with_therapist_assigns_at_once(api, operator, therapist, client_
 
 
 def test_operator_can_start_a_confirmed_session(api, make_appointment, operator, therapist):
-    appt = make_appointment("confirmed", therapist)
+    appt = make_appointment("confirmed", therapist, starts_in=timedelta(minutes=20))
     response = api(operator).post(url(appt, "start"))
     assert response.status_code == 200, response.content
     assert response.json()["status"] == "in_progress"
     assert appt.events.order_by("-id").first().actor_id == operator.id
+
+
+def test_operators_get_the_therapists_phone_and_a_therapist_never_another_therapists(
+        api, make_appointment, operator, therapist, therapist_b):
+    User.objects.filter(pk=therapist.pk).update(phone="+63 917 000 1111")
+    User.objects.filter(pk=therapist_b.pk).update(phone="+63 917 000 2222")
+    appt = make_appointment("rejected", therapist)
+    assert api(operator).get(url(appt)).json()["therapist"]["phone"] == "+63 917 000 1111"
+    assert api(therapist).get(url(appt)).json()["therapist"]["phone"] == "+63 917 000 1111"  # her own
+
+    workflow.review_rejection(actor=operator, appointment_id=appt.id, decision="accept")
+    workflow.assign(actor=operator, appointment_id=appt.id, therapist_id=therapist_b.id)
+    assert api(operator).get(url(appt)).json()["therapist"]["phone"] == "+63 917 000 2222"
+    seen_by_ana = [api(therapist).get(APPTS).content, api(therapist).get(url(appt)).content,
+                   api(therapist).get("/api/scheduling/events/").content]
+    assert all(b"+63 917 000 2222" not in body for body in seen_by_ana)
+
+
+# --- The start window (START_EARLY_MINUTES) ------------------------------------------
+
+
+@pytest.mark.parametrize("who", ["therapist", "operator"])
+def test_start_a_second_before_the_window_opens_is_409_too_early_and_changes_nothing(
+        api, make_appointment, operator, therapist, who):
+    appt = make_appointment("confirmed", therapist, starts_in=timedelta(hours=3))
+    opens = appt.starts_at - timedelta(minutes=30)
+    before, last = db_snapshot(), last_event_id()
+    with time_machine.travel(opens - timedelta(seconds=1), tick=False):
+        response = api(therapist if who == "therapist" else operator).post(url(appt, "start"))
+        body = assert_error(response, 409, "too_early")
+        assert body["detail"] == (f"Appointment #{appt.id} starts at {formatting.when(appt.starts_at)}; it can be "
+                                  f"started from {formatting.when(opens)}, 30 minutes before its start.")
+    assert db_snapshot() == before
+    assert new_events(last) == []
+
+
+def test_start_opens_exactly_start_early_minutes_before_the_start(api, make_appointment, therapist):
+    appt = make_appointment("confirmed", therapist, starts_in=timedelta(hours=3))
+    with time_machine.travel(appt.starts_at - timedelta(minutes=30), tick=False):
+        response = api(therapist).post(url(appt, "start"))
+    assert response.status_code == 200, response.content
+    assert response.json()["status"] == "in_progress"
+
+
+def test_start_early_minutes_is_a_setting(api, make_appointment, therapist, settings):
+    settings.START_EARLY_MINUTES = 5
+    appt = make_appointment("confirmed", therapist, starts_in=timedelta(minutes=20))
+    body = assert_error(api(therapist).post(url(appt, "start")), 409, "too_early")
+    assert "5 minutes before its start" in body["detail"]
+    settings.START_EARLY_MINUTES = 30
+    assert api(therapist).post(url(appt, "start")).status_code == 200
+
+
+def test_the_too_early_detail_names_the_date_of_a_session_on_another_day(api, make_appointment, therapist):
+    appt = make_appointment("confirmed", therapist, starts_in=timedelta(days=1, hours=1))
+    detail = assert_error(api(therapist).post(url(appt, "start")), 409, "too_early")["detail"]
+    local = timezone.localtime(appt.starts_at)
+    assert f"{local:%a}, {local:%b} {local.day}, " in detail
+    assert "starts_at" not in detail
 
 
 def test_assign_sets_deadline_and_notifies_therapist(api, make_appointment, operator, therapist):
@@ -438,7 +500,7 @@ ANONYMOUS = [
     ("get", "/api/accounts/me/"),
     ("get", "/api/accounts/therapists/"), ("post", "/api/accounts/therapists/"),
     ("post", "/api/accounts/therapists/{therapist}/enable/"),
-    ("get", "/api/schema/"), ("get", "/api/docs/"),
+    ("get", "/api/schema/"),
 ]
 
 
@@ -450,7 +512,7 @@ def test_anonymous_callers_are_refused_everywhere(make_appointment, therapist, m
     before = db_snapshot()
     response = getattr(APIClient(), method)(path, {}, format="json")
     assert response.status_code in (401, 403), (path, response.status_code)
-    if not path.startswith(("/api/schema/", "/api/docs/")):  # those two answer in their own formats
+    if not path.startswith("/api/schema/"):  # it answers in its own format
         assert response.json()["code"] == "not_authenticated"
     assert db_snapshot() == before
 

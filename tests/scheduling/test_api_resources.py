@@ -131,6 +131,23 @@ def test_adding_a_bad_slot_is_400(api, operator, therapist, therapist_b, case):
     assert db_snapshot() == before
 
 
+def test_slot_errors_name_the_fields_as_the_page_does(api, therapist):
+    """"From" and "Until" on the therapist's page; never starts_at or ends_at."""
+    now = timezone.now()
+    backwards = api(therapist).post(SLOTS, {"starts_at": iso(now + timedelta(hours=73)),
+                                            "ends_at": iso(now + timedelta(hours=72))}, format="json")
+    assert assert_invalid(backwards, "ends_at")["errors"]["ends_at"] == ["Until must be after From."]
+    past = api(therapist).post(SLOTS, {"starts_at": iso(now - timedelta(hours=5)),
+                                       "ends_at": iso(now - timedelta(hours=1))}, format="json")
+    assert assert_invalid(past, "ends_at")["errors"]["ends_at"] == ["Until must be in the future."]
+    overlapping = api(therapist).post(SLOTS, _slot(10), format="json")
+    [message] = assert_invalid(overlapping, "starts_at")["errors"]["starts_at"]
+    assert message.startswith("Overlaps your slot ") and " – " in message
+    for response in (backwards, past, overlapping):
+        assert "starts_at" not in str(response.json()["errors"].values())
+        assert "ends_at" not in str(response.json()["errors"].values())
+
+
 def test_deleting_a_free_slot_is_204(api, operator, therapist):
     slot = Availability.objects.get(therapist=therapist)
     assert api(therapist).delete(f"{SLOTS}{slot.pk}/").status_code == 204

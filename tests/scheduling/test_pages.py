@@ -192,3 +192,44 @@ def test_pages_link_the_favicon_and_a_logout_button(client, operator):
     assert 'rel="icon" href="/static/favicon.svg"' in body
     assert re.search(r'<form method="post" action="/accounts/logout/".*?<button type="submit"[^>]*>Log out</button>',
                      body, re.S)
+
+
+@pytest.mark.parametrize(("username", "password", "message"), [
+    ("", "", "Enter your username and password."),
+    ("olga", "", "Enter your password."),
+    ("", "pass-olga", "Enter your username."),
+])
+def test_a_blank_sign_in_says_what_is_missing(client, operator, username, password, message):
+    response = client.post("/accounts/login/", {"username": username, "password": password})
+    assert response.status_code == 200
+    assert f'<div class="error" role="alert">{message}</div>' in response.content.decode()
+
+
+def test_staff_get_a_link_to_the_admin_and_nobody_else_does(client, operator, therapist):
+    admin = make_user("adam", "operator", name="Adam Admin", is_staff=True, is_superuser=True)
+    client.force_login(admin)
+    assert '<a class="admin-link" href="/admin/">Admin</a>' in client.get("/operator/").content.decode()
+    for user, page in ((operator, "/operator/"), (therapist, "/therapist/")):
+        client.force_login(user)
+        assert "admin-link" not in client.get(page).content.decode()
+
+
+def test_the_all_tab_badge_says_what_it_counts(client, operator, make_appointment):
+    make_appointment("pending")
+    client.force_login(operator)
+    body = client.get("/operator/").content.decode()
+    assert re.search(r'data-count="unassigned"[^>]*>1<span class="count-label"> to assign</span>', body)
+
+
+def test_the_therapist_page_knows_when_a_session_may_be_started(client, therapist, settings):
+    settings.START_EARLY_MINUTES = 45
+    client.force_login(therapist)
+    assert page_data(client.get("/therapist/"))["start_early_minutes"] == 45
+
+
+def test_the_disabled_page_says_when_in_the_shared_format(client, therapist):
+    at = timezone.localtime().replace(hour=14, minute=32, second=0, microsecond=0)
+    User.objects.filter(pk=therapist.pk).update(is_active=False, disabled_at=at, disabled_reason="No answer to #42.")
+    client.force_login(therapist)
+    body = client.get("/therapist/").content.decode()
+    assert re.search(r'Disabled at <time datetime="[^"]+">2:32 PM</time>\.', body)

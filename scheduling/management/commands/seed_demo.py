@@ -117,7 +117,7 @@ class Command(BaseCommand):
         else:
             self.stdout.write("Password: the one in effect when the demo data was loaded "
                               f"(DEMO_PASSWORD then, else {DEFAULT_DEMO_PASSWORD}).")
-        admin_note = "superuser, Django admin at /admin/"
+        admin_note = "superuser: the operator dashboard, and the Django admin at /admin/"
         if not knows(ADMIN_USERNAME):
             admin_note += " (an existing account: its own password)"
         logins = [DemoLogin(ADMIN_USERNAME, User.Role.OPERATOR, admin_note)]
@@ -218,8 +218,10 @@ class DemoBuilder:
         is meant to have taken place.
 
         The workflow only books future slots, and a demo cannot wait for hours to
-        pass, so completed and in-progress sessions are driven through the real
-        transitions on a future slot first and then moved back in time. Only the
+        pass, so completed and in-progress sessions are booked and accepted on a
+        future slot through the real transitions, moved back in time, and then
+        started (a session can only be started from shortly before its start on)
+        and completed. Only the
         schedule columns move, with a plain queryset update: starts_at, ends_at
         and the response deadline by the same offset. The status, and the times
         each transition stamped (assigned_at, responded_at, started_at,
@@ -282,8 +284,8 @@ class DemoBuilder:
         # In progress: started about 25 minutes ago.
         appt = self._book("Swedish massage", 5, 10, therapist="jose")
         workflow.accept(actor=u["jose"], appointment_id=appt.pk)
-        workflow.start(actor=u["jose"], appointment_id=appt.pk)
         self._move(appt, timezone.now() - timedelta(minutes=25))
+        workflow.start(actor=u["jose"], appointment_id=appt.pk)
 
         # Completed, yesterday and the day before.
         for service, offset, hour, therapist, when in [
@@ -294,9 +296,9 @@ class DemoBuilder:
         ]:
             appt = self._book(service, offset, hour, therapist=therapist)
             workflow.accept(actor=u[therapist], appointment_id=appt.pk)
+            self._move(appt, self._at(self.today + timedelta(days=when[0]), time(when[1])))
             workflow.start(actor=u[therapist], appointment_id=appt.pk)
             workflow.complete(actor=u[therapist], appointment_id=appt.pk)
-            self._move(appt, self._at(self.today + timedelta(days=when[0]), time(when[1])))
 
         # Cancelled by an operator: one confirmed, one never assigned.
         appt = self._book("Swedish massage", 4, 10, therapist="juan")

@@ -80,7 +80,8 @@ let listRequest = 0;
 
 async function loadList() {
   const f = filterValues();
-  const params = new URLSearchParams({ page: list.page, page_size: PAGE_SIZE, ordering: f.date ? 'starts_at' : '-updated_at' });
+  // By start time: one day's in order, otherwise the latest start (the furthest ahead) first.
+  const params = new URLSearchParams({ page: list.page, page_size: PAGE_SIZE, ordering: f.date ? 'starts_at' : '-starts_at' });
   for (const [key, value] of Object.entries(f)) if (value) params.set(key, value);
   const request = ++listRequest;
   list.loading = true;

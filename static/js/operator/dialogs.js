@@ -3,11 +3,11 @@
 // with its history.
 
 import {
-  CANCELLATION_LABELS, EVENT_LABELS, api, errorText, formatRange, formatTime, formatWhen, h, openDialog, setBusy,
+  CANCELLATION_LABELS, EVENT_LABELS, api, errorText, formatRange, formatWhen, h, openDialog, setBusy,
   statusBadge, timeNode, toast,
 } from '../common.js';
 import { fact } from '../dashboard.js';
-import { applyAndRender, store } from './shared.js';
+import { applyAndRender, store, telHref } from './shared.js';
 
 export async function assignDialog(id) {
   const a = store.get(id);
@@ -16,7 +16,8 @@ export async function assignDialog(id) {
   await openDialog({
     title: `Assign #${id}`,
     intro: `${a.client.name} · ${a.service.name} · ${formatRange(a.starts_at, a.ends_at)}. `
-      + 'Only therapists who are free, qualified and available then are offered, best first.',
+      + 'Only therapists who are free, qualified and available then are offered. The best match comes first: '
+      + 'the fewest appointments that day, then the longest since their last one, so work is shared out evenly.',
     wide: true,
     content: (controls) => {
       api(`/api/scheduling/appointments/${id}/available_therapists/`).then((ranked) => {
@@ -43,7 +44,7 @@ export async function assignDialog(id) {
                   method: 'POST', body: { therapist: t.id },
                 });
                 applyAndRender(updated);
-                toast(`#${id} assigned to ${t.name}; waiting for an answer by ${formatTime(updated.response_deadline)}.`);
+                toast(`#${id} assigned to ${t.name}; waiting for an answer by ${formatWhen(updated.response_deadline)}.`);
                 controls.close();
               } catch (err) {
                 controls.showError(err);
@@ -110,9 +111,11 @@ export async function detailsDialog(id) {
     body.replaceChildren(
       h('p', null, statusBadge(a.status), ' ', h('strong', null, formatRange(a.starts_at, a.ends_at))),
       h('dl', { class: 'facts' },
-        fact('Client', a.client.name, a.client.phone ? [' · ', h('a', { href: `tel:${a.client.phone}` }, a.client.phone)] : null),
+        fact('Client', a.client.name, a.client.phone ? [' · ', h('a', { href: telHref(a.client.phone) }, a.client.phone)] : null),
         fact('Service', `${a.service.name} (${a.service.duration_minutes} min)`),
-        fact('Therapist', a.therapist ? a.therapist.name : 'Unassigned'),
+        fact('Therapist', a.therapist ? a.therapist.name : 'Unassigned',
+          a.therapist && a.therapist.phone
+            ? [' · ', h('a', { href: telHref(a.therapist.phone) }, a.therapist.phone)] : null),
         fact('Location', a.location),
         a.notes ? fact('Notes', a.notes) : null,
         a.response_deadline && a.status === 'pending' ? fact('Answer by', formatWhen(a.response_deadline)) : null,

@@ -2,9 +2,13 @@
 // and kept current by the socket.
 
 import { Notifications, errorText, toast } from '../common.js';
+import { detailsDialog } from './dialogs.js';
 import { $ } from './shared.js';
 
-export const notifications = new Notifications($('panel-notifications'));
+// Each notification links to its appointment: a plain click opens its details here.
+export const notifications = new Notifications($('panel-notifications'), {
+  link: { href: (id) => `/operator/?tab=all&appointment=${id}`, open: detailsDialog },
+});
 
 export default {
   name: 'notifications',

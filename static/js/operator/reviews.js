@@ -1,15 +1,16 @@
 // Reviews: rejections waiting for an operator, accept (back to the queue) or
 // deny (back to the same therapist with a fresh deadline and a note).
 
-import { api, formatWhen, h, openDialog, renderKeyed, show, toast } from '../common.js';
+import { api, formatWhen, h, openDialog, renderKeyed, show, startsInNode, toast } from '../common.js';
 import { fact } from '../dashboard.js';
-import { detailsDialog } from './dialogs.js';
+import { assignDialog, detailsDialog } from './dialogs.js';
 import {
   $, actionButton, applyAndRender, cardHead, loadQueue, queue, queueError, setCount, store, whenNode,
 } from './shared.js';
 
-function rejectedAt(a) {
-  return Date.parse((a.latest_rejection && a.latest_rejection.created_at) || a.updated_at) || 0;
+// The soonest start first: that is the one to settle before the therapist sets off.
+function byStart(a, b) {
+  return Date.parse(a.starts_at) - Date.parse(b.starts_at) || a.id - b.id;
 }
 
 function render() {
@@ -18,7 +19,7 @@ function render() {
     return;
   }
   if (!queue.loaded) return;
-  const reviews = store.values().filter((a) => a.status === 'rejected').sort((a, b) => rejectedAt(a) - rejectedAt(b));
+  const reviews = store.values().filter((a) => a.status === 'rejected').sort(byStart);
   renderKeyed($('reviews-list'), reviews, (a) => a.id, (a) => a._version, reviewCard);
   show($('reviews-empty'), reviews.length === 0);
   setCount('reviews', reviews.length);
@@ -30,6 +31,7 @@ function reviewCard(a) {
   return h('article', { class: 'appt-card', 'aria-labelledby': headingId, dataset: { appointmentId: a.id } },
     cardHead(a, headingId),
     whenNode(a),
+    h('p', null, startsInNode(a.starts_at)),
     h('dl', { class: 'facts' },
       fact('Therapist', a.therapist ? a.therapist.name : '—'),
       fact('Service', a.service.name),
@@ -47,7 +49,8 @@ async function reviewDialog(id, decision) {
   if (!a) return;
   const therapist = a.therapist ? a.therapist.name : 'the therapist';
   const accept = decision === 'accept';
-  await openDialog({
+  let updated = null;
+  const confirmed = await openDialog({
     title: accept ? `Accept the rejection of #${id}?` : `Deny the rejection of #${id}?`,
     intro: accept
       ? `The appointment goes back to the queue without a therapist. ${therapist} will not be offered it again. `
@@ -60,7 +63,7 @@ async function reviewDialog(id, decision) {
     confirmLabel: accept ? 'Accept rejection' : 'Deny rejection',
     confirmClass: accept ? 'primary' : 'danger',
     onConfirm: async ({ note }) => {
-      const updated = await api(`/api/scheduling/appointments/${id}/review_rejection/`, {
+      updated = await api(`/api/scheduling/appointments/${id}/review_rejection/`, {
         method: 'POST', body: { review_decision: decision, review_note: note },
       });
       applyAndRender(updated);
@@ -68,6 +71,8 @@ async function reviewDialog(id, decision) {
       else toast(accept ? `#${id} is back in the queue.` : `#${id} went back to ${therapist}.`);
     },
   });
+  // Back in the queue: the next step is finding someone else, so offer it at once.
+  if (confirmed && updated && updated.status === 'pending' && !updated.therapist) assignDialog(id);
 }
 
 export default {

@@ -25,7 +25,8 @@ export const { schedule: scheduleRender, apply: applyAndRender } = batchedRender
 
 /** name -> tab object (see operator.js), in the order they were registered. */
 export const tabs = new Map();
-export const page = { tab: 'reviews' };
+// The current tab, and the live connection (live.js) once it is started.
+export const page = { tab: 'reviews', live: null };
 
 /** The address of a tab, with the query parameters it keeps (filters, page). */
 export function tabUrl(name) {
@@ -86,4 +87,14 @@ export function setCount(name, value) {
   document.querySelectorAll(`[data-count="${name}"]`).forEach((node) => {
     node.firstChild.nodeValue = String(value);
   });
+}
+
+export function telHref(phone) {
+  return `tel:${phone.replace(/[^0-9+]/g, '')}`;
+}
+
+/** A tap-to-call button for a phone number. */
+export function callLink(phone, name, cls = 'button secondary') {
+  return h('a', { href: telHref(phone), class: cls, dataset: { action: 'call' } },
+    `Call ${name}`, h('span', { class: 'sr-only' }, ` at ${phone}`));
 }

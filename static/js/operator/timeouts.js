@@ -2,13 +2,13 @@
 // "Run sweep now"; the disabled therapists, with Enable.
 
 import {
-  api, apiAll, countdown, countdownTone, errorText, formatTime, h, openDialog, renderKeyed, setBusy, show, timeNode,
-  toast,
+  api, apiAll, countdown, countdownTone, errorText, formatTime, formatWhen, h, openDialog, renderKeyed, setBusy, show,
+  timeNode, toast,
 } from '../common.js';
 import { fact } from '../dashboard.js';
 import { cancelDialog, detailsDialog } from './dialogs.js';
 import {
-  $, actionButton, cardHead, loadQueue, queue, queueError, setCount, store, whenNode,
+  $, actionButton, callLink, cardHead, loadQueue, page, queue, queueError, setCount, store, whenNode,
 } from './shared.js';
 
 const disabled = { therapists: [] };
@@ -32,13 +32,14 @@ function timeoutCard(a) {
     class: `appt-card tone-${countdownTone(a._deadlineAt)}`, 'aria-labelledby': headingId, dataset: { appointmentId: a.id },
   },
     cardHead(a, headingId),
-    h('p', null, countdown(a), ' ', h('span', { class: 'muted small' }, `due ${formatTime(a.response_deadline)}`)),
+    h('p', null, countdown(a), ' ', h('span', { class: 'muted small' }, `due ${formatWhen(a.response_deadline)}`)),
     whenNode(a),
     h('dl', { class: 'facts' },
-      fact('Therapist', a.therapist.name),
+      fact('Therapist', a.therapist.name, a.therapist.phone ? [' · ', a.therapist.phone] : null),
       fact('Service', a.service.name),
       fact('Location', a.location)),
     h('div', { class: 'actions' },
+      a.therapist.phone ? callLink(a.therapist.phone, a.therapist.name, 'button primary') : null,
       actionButton('Details', 'details', () => detailsDialog(a.id), 'ghost'),
       actionButton('Cancel appointment', 'cancel', () => cancelDialog(a.id), 'secondary')));
 }
@@ -52,9 +53,11 @@ async function runSweep(event) {
   try {
     const counts = await api('/api/scheduling/appointments/auto_cancel_overdue/', { method: 'POST' });
     result.className = 'result';
-    result.textContent = `Sweep done at ${formatTime(new Date().toISOString())}. Timed out: ${counts.timed_out} · `
-      + `Therapists disabled: ${counts.therapists_disabled} · No therapist available: ${counts.no_available_therapist}`;
-    if (counts.therapists_disabled) loadDisabled();
+    result.textContent = sweepSummary(counts);
+    // What this sweep did arrives as live events; what a sweep elsewhere did (the
+    // periodic one) is in the events feed: fetch it now, so no card stays stale.
+    if (page.live) page.live.catchUp();
+    loadDisabled();
   } catch (err) {
     result.className = 'error';
     result.textContent = `The sweep failed: ${errorText(err)}`;
@@ -62,6 +65,18 @@ async function runSweep(event) {
     result.hidden = false;
     setBusy(button, false);
   }
+}
+
+function sweepSummary(counts) {
+  const at = `Sweep done at ${formatTime(new Date().toISOString())}`;
+  const done = counts.timed_out + counts.no_available_therapist;
+  if (!done) {
+    return `${at}: nothing was due. No assignment is past its deadline and no unassigned booking must be `
+      + 'cancelled (an earlier sweep may already have done it).';
+  }
+  const plural = (n, word) => `${n} ${word}${n === 1 ? '' : 's'}`;
+  return `${at}: cancelled ${plural(done, 'appointment')}. Timed out: ${counts.timed_out} · `
+    + `Therapists disabled: ${counts.therapists_disabled} · No therapist available: ${counts.no_available_therapist}`;
 }
 
 // --- Disabled therapists ----------------------------------------------------------------

@@ -1,0 +1,51 @@
+"""The one way the server writes a date and time for people: "Wed, Dec 2, 1:30 PM",
+in the business time zone, the same format the dashboards use (static/js/common.js).
+
+Every app may import this (it lives in accounts, which depends on nothing of ours):
+scheduling and notifications use it for notifications, errors and emails; the
+templates use it through the `when` and `when_range` filters (`{% load formatting %}`).
+
+The date is left out when the moment falls today, the way people say it ("by
+1:30 PM"). Text that is stored and read later (a notification, a disable reason,
+an email, the sweep's log) passes `always_date=True`: "today" would be wrong by then.
+A date in another year carries the year: "Thu, Jan 7, 2027, 9:00 AM".
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from django.utils import timezone
+
+_WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def time_of_day(value: datetime) -> str:
+    """ "1:30 PM" """
+    local = timezone.localtime(value)
+    return f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
+
+
+def day(value: datetime, *, now: datetime | None = None) -> str:
+    """ "Wed, Dec 2" (with the year when it is not this year's) """
+    local = timezone.localtime(value)
+    this_year = timezone.localtime(now or timezone.now()).year
+    text = f"{_WEEKDAYS[local.weekday()]}, {_MONTHS[local.month - 1]} {local.day}"
+    return text if local.year == this_year else f"{text}, {local.year}"
+
+
+def when(value: datetime, *, now: datetime | None = None, always_date: bool = False) -> str:
+    """ "Wed, Dec 2, 1:30 PM", or "1:30 PM" when it is today (unless `always_date`). """
+    now = now or timezone.now()
+    if not always_date and timezone.localdate(value) == timezone.localdate(now):
+        return time_of_day(value)
+    return f"{day(value, now=now)}, {time_of_day(value)}"
+
+
+def when_range(start: datetime, end: datetime, *, now: datetime | None = None, always_date: bool = False) -> str:
+    """From a start to an end: the end by its time alone on the same day, both
+    dates when it crosses midnight."""
+    if timezone.localdate(start) == timezone.localdate(end):
+        return f"{when(start, now=now, always_date=always_date)} – {time_of_day(end)}"
+    return f"{when(start, now=now, always_date=True)} – {when(end, now=now, always_date=True)}"
