@@ -1,5 +1,6 @@
 """Documents the error responses every endpoint can give, in one place."""
 
+from drf_spectacular.authentication import SessionScheme
 from drf_spectacular.openapi import AutoSchema as BaseAutoSchema
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers
@@ -13,6 +14,13 @@ class ErrorSerializer(serializers.Serializer):
 class ValidationErrorSerializer(ErrorSerializer):
     errors = serializers.DictField(child=serializers.ListField(child=serializers.CharField()), required=False,
                                    help_text="Field errors as DRF gives them (absent for a malformed body).")
+
+
+class AccountsSessionScheme(SessionScheme):
+    """accounts.authentication.SessionAuthentication is DRF's (plus the account_disabled
+    rule): documented as the same cookie scheme. (The token scheme matches subclasses already.)"""
+
+    target_class = "accounts.authentication.SessionAuthentication"
 
 
 class AutoSchema(BaseAutoSchema):
