@@ -144,6 +144,9 @@ class AssignSerializer(serializers.Serializer):
 
 class RejectSerializer(serializers.Serializer):
     rejection_reason = text(500, trim_whitespace=True)
+    reason_code = serializers.ChoiceField(choices=AppointmentRejection.ReasonCode.choices, required=False,
+                                          default=AppointmentRejection.ReasonCode.OTHER,
+                                          help_text="What kind of reason, for the Insights tab; default other.")
 
 
 class ReviewSerializer(serializers.Serializer):
@@ -210,6 +213,7 @@ class ServiceRefSerializer(serializers.Serializer):
 
 class RejectionOutSerializer(serializers.Serializer):
     reason = serializers.CharField()
+    reason_code = serializers.ChoiceField(choices=AppointmentRejection.ReasonCode.choices)
     therapist = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     review_decision = serializers.ChoiceField(choices=AppointmentRejection.Decision.choices, allow_null=True)

@@ -142,7 +142,7 @@ class AppointmentViewSet(viewsets.GenericViewSet):
     def reject(self, request, pk=None):
         data = _valid(s.RejectSerializer, request)
         return self._respond(workflow.reject(actor=request.user, appointment_id=_int(pk),
-                                             reason=data["rejection_reason"]))
+                                             reason=data["rejection_reason"], reason_code=data["reason_code"]))
 
     @extend_schema(request=s.ReviewSerializer, responses=s.AppointmentSerializer)
     @action(detail=True, methods=["post"])
