@@ -19,7 +19,7 @@ from notifications.api import unread_count
 
 from . import selectors
 
-OPERATOR_TABS = ("reviews", "timeouts", "all", "notifications")
+OPERATOR_TABS = ("reviews", "timeouts", "all", "insights", "notifications")
 # A disabled therapist's page lists their latest appointments, read-only.
 DISABLED_RECENT = 10
 

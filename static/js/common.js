@@ -62,7 +62,7 @@ export async function apiAll(path, maxPages = 20) {
 const FIELD_LABELS = {
   starts_at: 'Start', ends_at: 'End', rejection_reason: 'Reason', review_note: 'Note', reason: 'Reason',
   client: 'Client', service: 'Service', location: 'Location', notes: 'Notes', therapist: 'Therapist',
-  note: 'Note', review_decision: 'Decision',
+  note: 'Note', review_decision: 'Decision', reason_code: 'Kind of reason', from: 'From', to: 'To',
 };
 
 /** A sentence a person can read for any failure (API error or not). */
@@ -217,6 +217,16 @@ export const EVENT_LABELS = {
   no_available_therapist: 'Cancelled: no therapist available',
 };
 
+// A rejection's reason code, as the reject dialog offers it and the Reviews tab shows it.
+export const REASON_LABELS = {
+  schedule_conflict: 'Schedule conflict', too_far: 'Too far', client_concern: 'Client concern', health: 'Health',
+  other: 'Other',
+};
+
+export function reasonBadge(code) {
+  return code ? h('span', { class: `reason-badge reason-${code}` }, REASON_LABELS[code] || code) : null;
+}
+
 export function statusBadge(status) {
   return h('span', { class: `status status-${status}` }, STATUS_LABELS[status] || status);
 }
@@ -283,7 +293,8 @@ let dialogCount = 0;
 /**
  * A modal <dialog>: focus moves into it, Escape closes it, focus returns to the
  * opener. `fields` are text inputs ({name, label, required, multiline, maxLength,
- * hint}); the confirm button stays disabled while a required field is blank.
+ * hint, autofocus}); focus goes to the `autofocus` field, else the first control.
+ * The confirm button stays disabled while a required field is blank.
  * `onConfirm(values)` may throw: its error is shown inside the dialog, which
  * stays open. `content` is a node, or a function given {close, showError} that
  * returns one (for dialogs whose own buttons act). Resolves true once
@@ -301,7 +312,7 @@ export function openDialog({
   const inputs = fields.map((field, i) => {
     const inputId = `${id}-f${i}`;
     const attrs = {
-      id: inputId, name: field.name, maxlength: field.maxLength || 500,
+      id: inputId, name: field.name, maxlength: field.maxLength || 500, autofocus: !!field.autofocus,
       required: !!field.required, 'aria-describedby': field.hint ? `${inputId}-hint` : null,
     };
     const input = field.multiline ? h('textarea', attrs) : h('input', { ...attrs, type: 'text' });
@@ -361,7 +372,7 @@ export function openDialog({
     });
     document.body.append(dialog);
     dialog.showModal();
-    const first = dialog.querySelector('[autofocus], input, select, textarea') || dismiss;
+    const first = dialog.querySelector('[autofocus]') || dialog.querySelector('input, select, textarea') || dismiss;
     first.focus();
   });
 }

@@ -3,14 +3,18 @@
 // history) and notifications, kept current by live.js.
 
 import {
-  AppointmentStore, CANCELLATION_LABELS, EVENT_LABELS, Notifications, PAGE, TZ, api, apiAll, countdown, countdownTone,
-  errorText, formatRange, formatTime, formatWhen, h, inputValue, openDialog, renderKeyed, setBusy, show, statusBadge, timeNode,
-  toast, zonedIso,
+  AppointmentStore, CANCELLATION_LABELS, EVENT_LABELS, Notifications, PAGE, REASON_LABELS, TZ, api, apiAll, countdown,
+  countdownTone, errorText, formatRange, formatTime, formatWhen, h, inputValue, openDialog, reasonBadge, renderKeyed, setBusy,
+  show, statusBadge, timeNode, toast, zonedIso,
 } from './common.js';
+import { mountInsights } from './insights.js'; // Insights tab
 import { startLive } from './live.js';
 
 const $ = (id) => document.getElementById(id);
-const TAB_TITLES = { reviews: 'Reviews', timeouts: 'Timeouts', all: 'All appointments', notifications: 'Notifications' };
+const TAB_TITLES = {
+  reviews: 'Reviews', timeouts: 'Timeouts', all: 'All appointments', insights: 'Insights', notifications: 'Notifications',
+};
+const liveListeners = new Set(); // Insights tab: modules that follow the live events
 const BUSY = new Set(['pending', 'confirmed', 'rejected', 'in_progress']);
 const PAGE_SIZE = 25;
 
@@ -144,7 +148,8 @@ function reviewCard(a) {
       fact('Service', a.service.name),
       fact('Location', a.location),
       fact('Rejected', r.created_at ? formatWhen(r.created_at) : '—')),
-    h('p', { class: 'quote' }, h('strong', null, 'Reason: '), r.reason || 'No reason recorded.'),
+    h('p', { class: 'quote' }, h('strong', null, 'Reason: '), reasonBadge(r.reason_code), ' ',
+      r.reason || 'No reason recorded.'),
     h('div', { class: 'actions' },
       actionButton('Accept rejection', 'accept-rejection', () => reviewDialog(a.id, 'accept'), 'primary'),
       actionButton('Deny rejection', 'deny-rejection', () => reviewDialog(a.id, 'deny'), 'danger'),
@@ -532,7 +537,10 @@ async function cancelDialog(id) {
 
 function historyItem(e) {
   const extra = [];
-  if (e.data && e.data.reason) extra.push(`Reason: ${e.data.reason}`);
+  if (e.data && e.data.reason) {
+    const code = e.data.reason_code ? ` (${REASON_LABELS[e.data.reason_code] || e.data.reason_code})` : '';
+    extra.push(`Reason: ${e.data.reason}${code}`);
+  }
   if (e.data && e.data.note) extra.push(`Note: ${e.data.note}`);
   if (e.data && e.data.response_deadline) extra.push(`Answer due ${formatWhen(e.data.response_deadline)}`);
   if (e.data && e.data.therapist_disabled) extra.push('Therapist disabled');
@@ -568,7 +576,7 @@ async function detailsDialog(id) {
         a.response_deadline && a.status === 'pending' ? fact('Answer by', formatWhen(a.response_deadline)) : null,
         a.cancellation_reason ? fact('Cancelled', CANCELLATION_LABELS[a.cancellation_reason] || a.cancellation_reason,
           a.cancellation_note ? `: ${a.cancellation_note}` : '') : null,
-        r ? fact('Last rejection', r.reason, r.review_decision ? ` (${r.review_decision === 'deny' ? 'denied' : 'accepted'}`
+        r ? fact('Last rejection', reasonBadge(r.reason_code), ' ', r.reason, r.review_decision ? ` (${r.review_decision === 'deny' ? 'denied' : 'accepted'}`
           + `${r.review_note ? `: ${r.review_note}` : ''})` : ' (waiting for review)') : null),
       h('h3', null, 'History'),
       h('ol', { class: 'history' }, a.history.map(historyItem)));
@@ -601,6 +609,7 @@ let disabledTimer = null;
 let notificationsTimer = null;
 
 function onEvent({ id, kind, appointment }) {
+  liveListeners.forEach((listener) => listener({ id, kind, appointment })); // Insights tab
   const changed = store.apply(appointment, { eventId: id });
   if (changed) scheduleRender();
   if (kind === 'timed_out') {
@@ -623,6 +632,7 @@ function init() {
   loadQueues();
   loadDisabled();
   loadTherapists();
+  mountInsights($('insights-root'), { subscribe: (listener) => liveListeners.add(listener) }); // Insights tab
   ensureLoaded(state.tab);
   startLive({
     onEvent,
