@@ -4,8 +4,8 @@ and how many bookings are lost, over an inclusive range of business dates.
 A read, like the selectors: nothing here changes anything, and `insights()`
 costs the same four queries whatever the range and however many rows exist:
 
-1. the offer and answer events of the appointments offered in the range, in
-   one `values_list`, paired here in Python (`offer_outcomes`);
+1. the offers made in the range paired with their answers, per therapist and
+   in all, with the median response times (`offer_figures`);
 2. the appointments starting in the range, counted by business date, status
    and cancellation reason (one grouped query);
 3. the rejections made in the range, counted by reason code (one grouped query);
@@ -330,7 +330,7 @@ def insights(first: date, last: date) -> dict:
 
 
 def therapist_insights(therapist: User, first: date, last: date) -> dict:
-    """One therapist's own figures (one query): nobody else's offers are read."""
+    """One therapist's own figures (one query): only their own offers count."""
     _, figures = offer_figures(first, last, therapist_id=therapist.id)
     return {"from": first.isoformat(), "to": last.isoformat(), **figures.as_dict()}
 
