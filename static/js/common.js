@@ -293,16 +293,16 @@ let dialogCount = 0;
 /**
  * A modal <dialog>: focus moves into it, Escape closes it, focus returns to the
  * opener. `fields` are text inputs ({name, label, required, multiline, maxLength,
- * hint, autofocus}); focus goes to the `autofocus` field, else the first control.
- * The confirm button stays disabled while a required field is blank.
+ * hint}); the confirm button stays disabled while a required field is blank.
  * `onConfirm(values)` may throw: its error is shown inside the dialog, which
  * stays open. `content` is a node, or a function given {close, showError} that
- * returns one (for dialogs whose own buttons act). Resolves true once
+ * returns one (for dialogs whose own buttons act); `after` is a node placed after
+ * the fields (more choices that the text comes before). Resolves true once
  * confirmed, false when dismissed.
  */
 export function openDialog({
   title, intro, content, fields = [], confirmLabel, confirmClass = 'primary', cancelLabel = 'Back',
-  onConfirm, isValid = () => true, wide = false,
+  onConfirm, isValid = () => true, wide = false, after = null,
 }) {
   dialogCount += 1;
   const id = `dlg-${dialogCount}`;
@@ -312,7 +312,7 @@ export function openDialog({
   const inputs = fields.map((field, i) => {
     const inputId = `${id}-f${i}`;
     const attrs = {
-      id: inputId, name: field.name, maxlength: field.maxLength || 500, autofocus: !!field.autofocus,
+      id: inputId, name: field.name, maxlength: field.maxLength || 500,
       required: !!field.required, 'aria-describedby': field.hint ? `${inputId}-hint` : null,
     };
     const input = field.multiline ? h('textarea', attrs) : h('input', { ...attrs, type: 'text' });
@@ -339,6 +339,7 @@ export function openDialog({
     intro ? h('p', null, intro) : null,
     typeof content === 'function' ? content(controls) : content || null,
     inputs.map((i) => i.wrap),
+    after,
     error,
     h('div', { class: 'dialog-actions' }, dismiss, confirm));
   dialog.append(form);
@@ -372,7 +373,7 @@ export function openDialog({
     });
     document.body.append(dialog);
     dialog.showModal();
-    const first = dialog.querySelector('[autofocus]') || dialog.querySelector('input, select, textarea') || dismiss;
+    const first = dialog.querySelector('[autofocus], input, select, textarea') || dismiss;
     first.focus();
   });
 }

@@ -157,7 +157,8 @@ async function act(id, action, button, error) {
   }
 }
 
-/** The kind of reason as large radio buttons (arrow keys move between them); "Other" to start with. */
+/** The kind of reason as large radio buttons (arrow keys move between them), after the
+ * free text; "Other" to start with. */
 function reasonChoices(id) {
   const legendId = `reason-code-${id}-legend`;
   return h('fieldset', { class: 'choices', 'aria-describedby': `${legendId}-hint` },
@@ -176,11 +177,11 @@ async function rejectDialog(id) {
     title: `Reject #${id}?`,
     intro: `${a.client.name} · ${a.service.name} · ${formatRange(a.starts_at, a.ends_at)}. `
       + 'An operator reviews your reason and either reassigns the appointment or sends it back to you.',
-    content: choices,
     fields: [{
       name: 'reason', label: 'Reason for rejecting', required: true, multiline: true, maxLength: 500,
-      hint: 'Required. The operator sees it.', autofocus: true,
+      hint: 'Required. The operator sees it.',
     }],
+    after: choices,
     confirmLabel: 'Reject appointment',
     confirmClass: 'danger',
     onConfirm: async ({ reason }) => {

@@ -100,6 +100,7 @@ def test_insights_tab_draws_its_charts_and_follows_a_new_rejection(open_page, op
     expect(choices.get_by_role("radio", name="Other")).to_be_checked()
     choices.get_by_role("radio", name="Health").check()
     dialog.get_by_label("Reason for rejecting").fill("Sprained wrist")
+    screenshot(ana, "therapist-reject-dialog")
     dialog.get_by_role("button", name="Reject appointment").click()
     expect(dialog).to_be_hidden()
     expect(card).to_be_hidden()
