@@ -15,6 +15,7 @@ towards the 100,000.
 from __future__ import annotations
 
 import asyncio
+import os
 import random
 import time
 from datetime import timedelta
@@ -177,10 +178,13 @@ def run(world: data.World) -> dict:
     computed = in_process(requests)
     connection.close()
     headers = world.token_header(world.operator)
+    load_before = [round(x, 2) for x in os.getloadavg()]
     with servers("daphne", 1) as (server,):
         json_timing = asyncio.run(timed_gets(server, PATH, headers, count=requests))
         csv_timing = asyncio.run(timed_gets(server, PATH + "?format=csv", headers, count=requests))
     return {
+        # The machine's load around the timed requests: compare runs only at similar loads.
+        "load_average": {"before": load_before, "after": [round(x, 2) for x in os.getloadavg()]},
         "events_in_range": events,
         "events_added": added,
         "fill_seconds": round(fill_seconds, 1),

@@ -98,8 +98,10 @@ def table(results: dict) -> str:
                 ["GET /api/scheduling/insights/?format=csv", _ms(ins["http_csv"]["latency_ms"]), ins["queries"],
                  ins["http_csv"]["bytes"]],
                 ["the report alone, in process", _ms(ins["in_process_ms"]), "-", "-"]]
+        load = ins.get("load_average", {}).get("before")
         lines += _section(f"7. Insights over {ins['range'][0]}..{ins['range'][1]}: {ins['events_in_range']:,} events, "
-                          f"{ins['offers']:,} offers, {ins['therapists']} therapists (ms: median / p95 / p99)",
+                          f"{ins['offers']:,} offers, {ins['therapists']} therapists (ms: median / p95 / p99"
+                          + (f"; load average {load[0]} when timed)" if load else ")"),
                           ["what", "latency", "queries", "bytes"], rows)
     if results.get("earlier_runs"):
         for run in results["earlier_runs"]:
