@@ -576,7 +576,8 @@ async function detailsDialog(id) {
         a.response_deadline && a.status === 'pending' ? fact('Answer by', formatWhen(a.response_deadline)) : null,
         a.cancellation_reason ? fact('Cancelled', CANCELLATION_LABELS[a.cancellation_reason] || a.cancellation_reason,
           a.cancellation_note ? `: ${a.cancellation_note}` : '') : null,
-        r ? fact('Last rejection', reasonBadge(r.reason_code), ' ', r.reason, r.review_decision ? ` (${r.review_decision === 'deny' ? 'denied' : 'accepted'}`
+        r ? fact('Last rejection', reasonBadge(r.reason_code), ' ', r.reason,
+          r.review_decision ? ` (${r.review_decision === 'deny' ? 'denied' : 'accepted'}`
           + `${r.review_note ? `: ${r.review_note}` : ''})` : ' (waiting for review)') : null),
       h('h3', null, 'History'),
       h('ol', { class: 'history' }, a.history.map(historyItem)));
