@@ -92,6 +92,22 @@ def table(results: dict) -> str:
         for key in ("uvicorn_vs_daphne", "daphne_x2_vs_x1"):
             if key in cmp:
                 lines.append(f"{key}: " + ", ".join(f"{k} x{v}" for k, v in cmp[key].items()))
+    if "insights" in b and "http_json" in b["insights"]:
+        ins = b["insights"]
+        rows = [["GET /api/scheduling/insights/ (JSON)", _ms(ins["http_json"]["latency_ms"]), ins["queries"],
+                 ins["http_json"]["bytes"]],
+                ["GET /api/scheduling/insights/?format=csv", _ms(ins["http_csv"]["latency_ms"]), ins["queries"],
+                 ins["http_csv"]["bytes"]],
+                ["the report alone, in process", _ms(ins["in_process_ms"]), "-", "-"]]
+        load = ins.get("load_average", {}).get("before")
+        lines += _section(f"7. Insights over {ins['range'][0]}..{ins['range'][1]}: {ins['events_in_range']:,} events, "
+                          f"{ins['offers']:,} offers, {ins['therapists']} therapists (ms: median / p95 / p99"
+                          + (f"; load average {load[0]} when timed)" if load else ")"),
+                          ["what", "latency", "queries", "bytes"], rows)
+    if results.get("earlier_runs"):
+        for run in results["earlier_runs"]:
+            lines.append(f"(kept from the run of {run['machine']['date']} at {run['machine'].get('git_commit')}: "
+                         + ", ".join(run["benchmarks"]) + ")")
     if results.get("targets"):
         rows = [[t["target"], t["measured"], {True: "yes", False: "NO", None: "-"}[t["met"]]]
                 for t in results["targets"]]
@@ -150,4 +166,10 @@ def targets(b: dict) -> list[dict]:
         out.append({"target": "dashboard/list p95 < 150 ms at 10,000 appointments",
                     "measured": ", ".join(f"{name} {r['latency_ms']['p95']:.0f} ms" for name, r in pg["10000"].items()),
                     "met": worst < 150})
+    ins = b.get("insights")
+    if ins and "http_json" in ins:
+        p95 = ins["http_json"]["latency_ms"]["p95"]
+        out.append({"target": "insights p95 < 150 ms at 100,000 events",
+                    "measured": f"p95 {p95:.1f} ms at {ins['events_in_range']:,} events ({ins['queries']} queries)",
+                    "met": p95 < 150 and ins["events_in_range"] >= 100_000})
     return out

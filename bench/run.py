@@ -2,7 +2,8 @@
 
     .venv/bin/python -m bench.run            # what `make bench` runs
     QUICK=1 .venv/bin/python -m bench.run    # smaller sizes: a smoke run
-    BENCH_ONLY=latency,sweep ...             # a subset, in the usual order
+    BENCH_ONLY=latency,sweep ...             # a subset, in the usual order (the other
+                                             # benchmarks' last results stay in results.json)
 
 Everything it needs it starts itself: a fresh PostgreSQL database
 (guitara_bench, dropped and recreated), its own Redis database number and
@@ -22,7 +23,7 @@ from pathlib import Path
 
 from bench import harness
 
-ORDER = ("pages", "latency", "fanout", "throughput", "compare", "sweep")
+ORDER = ("pages", "insights", "latency", "fanout", "throughput", "compare", "sweep")
 RESULTS = Path(__file__).resolve().parent / "results.json"
 
 
@@ -83,6 +84,8 @@ def main() -> int:
     results["migrate_s"] = round(migrate_seconds, 1)
     results["total_s"] = round(time.monotonic() - started, 1)
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
+    if set(wanted) != set(ORDER):
+        _keep_the_others(results)
     results["targets"] = report.targets(results["benchmarks"])
     tmp = RESULTS.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(results, indent=2) + "\n")
@@ -95,11 +98,34 @@ def main() -> int:
     return 0
 
 
+def _keep_the_others(results: dict) -> None:
+    """A subset run (BENCH_ONLY) replaces only its own benchmarks in results.json:
+    the others stay as they were last measured, with the machine facts of that run."""
+    if not RESULTS.exists():
+        return
+    previous = json.loads(RESULTS.read_text())
+    kept = {name: out for name, out in previous.get("benchmarks", {}).items() if name not in results["benchmarks"]}
+    if not kept:
+        return
+    earlier = previous.get("earlier_runs", [])
+    earlier = [run for run in earlier if set(run["benchmarks"]) & set(kept)]
+    if previous.get("machine") and set(previous["benchmarks"]) & set(kept):
+        earlier.append({"machine": previous["machine"], "quick": previous.get("quick"),
+                        "benchmarks": sorted(set(previous["benchmarks"]) & set(kept))})
+    for run in earlier:
+        run["benchmarks"] = sorted(set(run["benchmarks"]) & set(kept))
+    results["earlier_runs"] = earlier
+    results["benchmarks"] = {name: results["benchmarks"].get(name) or kept[name] for name in ORDER
+                             if name in results["benchmarks"] or name in kept}
+
+
 def _one(name: str, world, idle_sessions: list[str]) -> dict:
-    from bench import compare, fanout, latency, pages, sweep, throughput
+    from bench import compare, fanout, insights, latency, pages, sweep, throughput
 
     if name == "pages":
         return pages.run(world)
+    if name == "insights":
+        return insights.run(world)
     if name == "latency":
         sessions = latency.idle_crowd(world, 1000)
         out = latency.run(world, idle_sessions=sessions)

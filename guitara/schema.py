@@ -34,12 +34,17 @@ class AutoSchema(BaseAutoSchema):
             "429": ("Throttled.", ErrorSerializer),
         }
         if self.method in ("POST", "PUT", "PATCH", "DELETE") or self.view.__class__.__name__ in (
-                "AppointmentViewSet", "EventFeedView"):
+                "AppointmentViewSet", "EventFeedView", "InsightsView"):
             errors["400"] = ("Invalid input.", ValidationErrorSerializer)
         if self.method in ("POST", "DELETE"):
             errors["409"] = ("Wrong state: invalid_transition, deadline_passed, therapist_unavailable, "
                              "already_reviewed, too_early.", ErrorSerializer)
         for code, (description, serializer) in errors.items():
             if code not in responses:
-                responses[code] = self._get_response_for_code(OpenApiResponse(serializer, description), code)
+                response = self._get_response_for_code(OpenApiResponse(serializer, description), code)
+                # Errors are always JSON, whatever else the view can render (e.g. CSV).
+                content = response.get("content", {})
+                if "application/json" in content:
+                    response["content"] = {"application/json": content["application/json"]}
+                responses[code] = response
         return responses

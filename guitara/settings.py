@@ -257,6 +257,7 @@ SPECTACULAR_SETTINGS = {
     "COMPONENT_SPLIT_REQUEST": True,
     "ENUM_NAME_OVERRIDES": {
         "AppointmentStatusEnum": "scheduling.models.Appointment.Status",
+        "RejectionReasonCodeEnum": "scheduling.models.AppointmentRejection.ReasonCode",
     },
 }
 

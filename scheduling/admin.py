@@ -208,7 +208,8 @@ class AppointmentEventInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 class AppointmentRejectionInline(ReadOnlyAdminMixin, admin.TabularInline):
     model = AppointmentRejection
-    fields = ("created_at", "therapist", "reason", "review_decision", "review_note", "reviewed_by", "reviewed_at")
+    fields = ("created_at", "therapist", "reason_code", "reason", "review_decision", "review_note", "reviewed_by",
+              "reviewed_at")
     readonly_fields = fields
     ordering = ("created_at", "id")
     extra = 0
@@ -267,9 +268,9 @@ class AppointmentAdmin(admin.ModelAdmin):
 
 @admin.register(AppointmentRejection)
 class AppointmentRejectionAdmin(ReadOnlyAdminMixin, admin.ModelAdmin):
-    list_display = ("appointment", "therapist", "reason", "created_at", "review_decision", "reviewed_by",
-                    "reviewed_at")
-    list_filter = (ReviewFilter, TherapistFilter, "created_at")
+    list_display = ("appointment", "therapist", "reason_code", "reason", "created_at", "review_decision",
+                    "reviewed_by", "reviewed_at")
+    list_filter = (ReviewFilter, "reason_code", TherapistFilter, "created_at")
     search_fields = ("reason", "appointment__client__name", "therapist__username", "therapist__first_name",
                      "therapist__last_name", "=appointment__id")
     date_hierarchy = "created_at"

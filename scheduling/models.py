@@ -200,9 +200,19 @@ class AppointmentRejection(models.Model):
         ACCEPT = "accept", "Accepted (back to the queue)"
         DENY = "deny", "Denied (same therapist, fresh deadline)"
 
+    class ReasonCode(models.TextChoices):
+        """Why, in one word the Insights tab can count; the free text says the rest."""
+
+        SCHEDULE_CONFLICT = "schedule_conflict", "Schedule conflict"
+        TOO_FAR = "too_far", "Too far"
+        CLIENT_CONCERN = "client_concern", "Client concern"
+        HEALTH = "health", "Health"
+        OTHER = "other", "Other"
+
     appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="rejections")
     therapist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="rejections")
     reason = models.CharField(max_length=500)
+    reason_code = models.CharField(max_length=32, choices=ReasonCode.choices, default=ReasonCode.OTHER)
     created_at = models.DateTimeField()
     review_decision = models.CharField(max_length=8, choices=Decision.choices, blank=True)
     review_note = models.CharField(max_length=500, blank=True)

@@ -20,7 +20,7 @@ from notifications.delivery import unread_count
 
 from . import selectors
 
-OPERATOR_TABS = ("reviews", "timeouts", "all", "notifications")
+OPERATOR_TABS = ("reviews", "timeouts", "all", "insights", "notifications")
 # A disabled therapist's page lists their latest appointments, read-only.
 DISABLED_RECENT = 10
 

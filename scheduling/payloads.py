@@ -27,6 +27,7 @@ def rejection_json(rejection: AppointmentRejection | None, tz=None) -> dict | No
     tz = tz or timezone.get_current_timezone()
     return {
         "reason": rejection.reason,
+        "reason_code": rejection.reason_code,
         "therapist": rejection.therapist_id,
         "created_at": _iso(rejection.created_at, tz),
         "review_decision": rejection.review_decision or None,

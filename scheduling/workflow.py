@@ -237,8 +237,13 @@ def accept(*, actor: User, appointment_id: int) -> Appointment:
     return _run(appointment_id, actor, body, late_code="deadline_passed")
 
 
-def reject(*, actor: User, appointment_id: int, reason: str) -> Appointment:
+def reject(*, actor: User, appointment_id: int, reason: str,
+           reason_code: str = AppointmentRejection.ReasonCode.OTHER) -> Appointment:
     reason = _clean_text(reason, field="rejection reason")
+    codes = AppointmentRejection.ReasonCode.values
+    if reason_code not in codes:
+        raise WorkflowError("invalid", "Invalid input.", status_code=400,
+                            errors={"reason_code": [f"Unknown reason code; choose one of {', '.join(codes)}."]})
 
     def body(appt: Appointment, outbox: Outbox) -> None:
         if not actor.is_therapist:
@@ -248,8 +253,9 @@ def reject(*, actor: User, appointment_id: int, reason: str) -> Appointment:
         appt.responded_at = outbox.now
         _save(appt, outbox.now, "status", "responded_at")
         appt.latest_rejection = AppointmentRejection.objects.create(
-            appointment=appt, therapist=actor, reason=reason, created_at=outbox.now)
-        outbox.event(appt, Kind.REJECTED, actor=actor, from_status=Status.PENDING, reason=reason)
+            appointment=appt, therapist=actor, reason=reason, reason_code=reason_code, created_at=outbox.now)
+        outbox.event(appt, Kind.REJECTED, actor=actor, from_status=Status.PENDING, reason=reason,
+                     reason_code=reason_code)
         outbox.notify_operators(
             Say.REJECTED, appt,
             f"{actor.display_name} rejected #{appt.id} ({_when(appt.starts_at)}, {appt.client.name}): {reason}",

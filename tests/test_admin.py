@@ -85,6 +85,7 @@ FILTERED_CHANGELISTS = [
     (Appointment, "service__id__exact=1"),
     (User, "role__exact=therapist&is_active__exact=0"),
     (AppointmentRejection, "review=waiting"),
+    (AppointmentRejection, "reason_code__exact=too_far"),
     (Notification, "read=no&kind=timed_out"),
     (AppointmentEvent, "kind__exact=timed_out"),
     (AccountStatusChange, "action__exact=disabled"),

@@ -20,6 +20,7 @@ DESIGN_API = {
        for action in ("assign", "accept", "reject", "review_rejection", "start", "complete", "cancel")},
     "/api/scheduling/appointments/auto_cancel_overdue/": {"post"},
     "/api/scheduling/events/": {"get"},
+    "/api/scheduling/insights/": {"get"},
     "/api/notifications/": {"get"},
     "/api/notifications/{id}/read/": {"post"},
     "/api/notifications/read_all/": {"post"},

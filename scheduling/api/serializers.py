@@ -4,7 +4,8 @@ Reads are built by `scheduling.payloads` (plain dicts, fast); the output
 serializers here describe those shapes for the OpenAPI schema."""
 
 import contextlib
-from datetime import timedelta
+import re
+from datetime import date, timedelta
 
 from django.conf import settings
 from django.utils import timezone
@@ -17,6 +18,7 @@ from accounts.fields import StrictCharField, StrictPrimaryKeyRelatedField, Stric
 from accounts.models import User
 from accounts.validators import no_control_characters
 
+from .. import insights
 from ..models import Appointment, AppointmentEvent, AppointmentRejection, Availability, Client, Service
 from ..payloads import appointment_json
 
@@ -146,6 +148,9 @@ class AssignSerializer(serializers.Serializer):
 
 class RejectSerializer(serializers.Serializer):
     rejection_reason = text(500, trim_whitespace=True)
+    reason_code = serializers.ChoiceField(choices=AppointmentRejection.ReasonCode.choices, required=False,
+                                          default=AppointmentRejection.ReasonCode.OTHER,
+                                          help_text="What kind of reason, for the Insights tab; default other.")
 
 
 class ReviewSerializer(serializers.Serializer):
@@ -215,6 +220,7 @@ class ServiceRefSerializer(serializers.Serializer):
 
 class RejectionOutSerializer(serializers.Serializer):
     reason = serializers.CharField()
+    reason_code = serializers.ChoiceField(choices=AppointmentRejection.ReasonCode.choices)
     therapist = serializers.IntegerField()
     created_at = serializers.DateTimeField()
     review_decision = serializers.ChoiceField(choices=AppointmentRejection.Decision.choices, allow_null=True)
@@ -291,3 +297,118 @@ class SweepCountsSerializer(serializers.Serializer):
 
 class EnableSerializer(serializers.Serializer):
     note = text(500, required=False, allow_blank=True, default="")
+
+
+# --- Insights ---------------------------------------------------------------------
+
+INSIGHTS_EARLIEST = date(2000, 1, 1)
+INSIGHTS_LATEST = date(2999, 12, 31)
+
+
+class BusinessDateField(serializers.DateField):
+    """A business date written exactly YYYY-MM-DD (no week dates, no compact form)."""
+
+    default_error_messages = {
+        "invalid": "Enter a date as YYYY-MM-DD.",
+        "out_of_range": "Enter a date between 2000-01-01 and 2999-12-31.",
+    }
+
+    def to_internal_value(self, data):
+        if not isinstance(data, str) or not re.fullmatch(r"\d{4}-\d{2}-\d{2}", data.strip()):
+            self.fail("invalid")
+        try:
+            value = date.fromisoformat(data.strip())
+        except ValueError:
+            self.fail("invalid")
+        if not INSIGHTS_EARLIEST <= value <= INSIGHTS_LATEST:
+            self.fail("out_of_range")
+        return value
+
+    def to_representation(self, value):
+        return value.isoformat()
+
+
+class InsightsQuerySerializer(serializers.Serializer):
+    """?from=YYYY-MM-DD&to=YYYY-MM-DD, both inclusive business dates; by default the
+    last 30 days, today included. (`from` is a Python keyword, hence get_fields().)"""
+
+    to = BusinessDateField(required=False, help_text="Last business date, inclusive (default today).")
+    format = serializers.ChoiceField(choices=["json", "csv"], required=False,
+                                     help_text="csv: the per-therapist table as text/csv.")
+
+    def get_fields(self):
+        return {"from": BusinessDateField(required=False, help_text="First business date, inclusive (default 29 "
+                                          "days before `to`; given alone, the range runs to today)."),
+                **super().get_fields()}
+
+    def validate(self, attrs):
+        # Alone, `from` runs to today (or is a single day when it is ahead), and
+        # `to` looks back 30 days.
+        last = attrs.get("to") or max(attrs.get("from", date.min), insights.business_today())
+        first = attrs.get("from") or last - timedelta(days=insights.DEFAULT_DAYS - 1)
+        if last < first:
+            raise serializers.ValidationError({"to": ["The range ends before it starts: `to` must be on or "
+                                                      "after `from`."]}, code="range_reversed")
+        if (last - first).days + 1 > insights.MAX_DAYS:
+            raise serializers.ValidationError({"to": [f"The range can be at most {insights.MAX_DAYS} days long."]},
+                                              code="range_too_long")
+        return {"from": first, "to": last}
+
+
+class InsightsRangeSerializer(serializers.Serializer):
+    def get_fields(self):
+        return {"from": serializers.DateField(), "to": serializers.DateField()}
+
+
+class OfferFiguresSerializer(serializers.Serializer):
+    offers = serializers.IntegerField(help_text="Offers made in the range (assigned, reassigned to a therapist, "
+                                      "rescheduled keeping the therapist).")
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField(help_text="Offers whose final answer was a rejection (a denied rejection "
+                                        "continues the offer).")
+    timed_out = serializers.IntegerField()
+    acceptance_rate = serializers.FloatField(allow_null=True, help_text="accepted / offers, 0-1; null without offers.")
+    median_response_seconds = serializers.FloatField(
+        allow_null=True, help_text="From the offer to its accept or reject; null without one.")
+
+
+class TherapistFiguresSerializer(OfferFiguresSerializer):
+    def get_fields(self):
+        return {"id": serializers.IntegerField(), "name": serializers.CharField(), **super().get_fields()}
+
+
+class InsightsTotalsSerializer(serializers.Serializer):
+    appointments = serializers.IntegerField(help_text="Appointments starting in the range (by business date).")
+    completed = serializers.IntegerField()
+    cancelled = serializers.DictField(child=serializers.IntegerField(),
+                                      help_text="Cancelled appointments by cancellation reason.")
+    offers = serializers.IntegerField()
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    timed_out = serializers.IntegerField()
+    median_response_seconds = serializers.FloatField(allow_null=True)
+
+
+class RejectionReasonCountSerializer(serializers.Serializer):
+    code = serializers.ChoiceField(choices=AppointmentRejection.ReasonCode.choices)
+    count = serializers.IntegerField()
+
+
+class InsightsDaySerializer(serializers.Serializer):
+    date = serializers.DateField()
+    appointments = serializers.IntegerField()
+    completed = serializers.IntegerField()
+    cancelled = serializers.IntegerField()
+
+
+class InsightsSerializer(InsightsRangeSerializer):
+    def get_fields(self):
+        return {**super().get_fields(), "totals": InsightsTotalsSerializer(),
+                "therapists": TherapistFiguresSerializer(many=True),
+                "rejection_reasons": RejectionReasonCountSerializer(many=True),
+                "days": InsightsDaySerializer(many=True)}
+
+
+class MyInsightsSerializer(InsightsRangeSerializer):
+    def get_fields(self):
+        return {**super().get_fields(), **OfferFiguresSerializer().get_fields()}

@@ -11,5 +11,7 @@ router.register("appointments", views.AppointmentViewSet, basename="appointment"
 
 urlpatterns = [
     path("events/", views.EventFeedView.as_view(), name="api-events"),
+    path("insights/", views.InsightsView.as_view(), name="api-insights"),
+    path("insights/mine/", views.MyInsightsView.as_view(), name="api-insights-mine"),
     *router.urls,
 ]

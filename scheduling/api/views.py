@@ -1,20 +1,23 @@
 """Thin API views: parse input, call a selector or the workflow, serialize."""
 
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import mixins, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import ValidationError
+from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from accounts.api import therapist_json
 from accounts.permissions import IsOperator, IsStaffMember, IsTherapist, ReadAnyWriteOperator
 
-from .. import availability, selectors, workflow
+from .. import availability, insights, selectors, workflow
 from ..models import Appointment, Availability, Client, Service
 from ..payloads import appointment_json, appointment_json_for
 from . import serializers as s
+from .renderers import CSVRenderer
 
 EVENTS_PAGE = 200
 
@@ -142,7 +145,7 @@ class AppointmentViewSet(viewsets.GenericViewSet):
     def reject(self, request, pk=None):
         data = _valid(s.RejectSerializer, request)
         return self._respond(workflow.reject(actor=request.user, appointment_id=_int(pk),
-                                             reason=data["rejection_reason"]))
+                                             reason=data["rejection_reason"], reason_code=data["reason_code"]))
 
     @extend_schema(request=s.ReviewSerializer, responses=s.AppointmentSerializer)
     @action(detail=True, methods=["post"])
@@ -217,3 +220,56 @@ class EnableTherapistView(APIView):
         therapist = workflow.enable_therapist(actor=request.user, therapist_id=pk, note=data["note"])
         return Response(therapist_json(therapist))
 
+
+
+class InsightsView(APIView):
+    """The operators' figures over a range of business dates (DESIGN.md, Insights);
+    `?format=csv` (or `Accept: text/csv`) gives the per-therapist table as a file."""
+
+    permission_classes = [IsOperator]
+    renderer_classes = [JSONRenderer, CSVRenderer]
+
+    @extend_schema(
+        parameters=[s.InsightsQuerySerializer],
+        responses={
+            (200, "application/json"): s.InsightsSerializer,
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR, description="With format=csv: a header row (" + ",".join(insights.CSV_COLUMNS)
+                + ") and one row per therapist; sent as an attachment."),
+        },
+    )
+    def get(self, request):
+        params = s.InsightsQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        first, last = params.validated_data["from"], params.validated_data["to"]
+        report = insights.insights(first, last)
+        if request.accepted_renderer.format == CSVRenderer.format:
+            filename = f"insights-{first.isoformat()}-to-{last.isoformat()}.csv"
+            return Response(insights.csv_rows(report),
+                            headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+        return Response(report)
+
+    def get_authenticate_header(self, request):
+        # No login answers 401 naming the token scheme, not DRF's 403.
+        return "Token"
+
+    def handle_exception(self, exc):
+        # Errors are JSON ({"detail", "code"}) even when the table was asked for as CSV.
+        self.request.accepted_renderer = JSONRenderer()
+        self.request.accepted_media_type = JSONRenderer.media_type
+        return super().handle_exception(exc)
+
+
+class MyInsightsView(APIView):
+    """A therapist's own figures for this month so far; nobody else's, and no
+    parameter to ask for anybody else's."""
+
+    permission_classes = [IsTherapist]
+
+    @extend_schema(responses=s.MyInsightsSerializer)
+    def get(self, request):
+        first, last = insights.month_to_date()
+        return Response(insights.therapist_insights(request.user, first, last))
+
+    def get_authenticate_header(self, request):
+        return "Token"

@@ -76,7 +76,7 @@ export async function apiAll(path, maxPages = 20) {
 const FIELD_LABELS = {
   starts_at: 'Start', ends_at: 'End', rejection_reason: 'Reason', review_note: 'Note', reason: 'Reason',
   client: 'Client', service: 'Service', location: 'Location', notes: 'Notes', therapist: 'Therapist',
-  note: 'Note', review_decision: 'Decision',
+  note: 'Note', review_decision: 'Decision', reason_code: 'Kind of reason', from: 'From', to: 'To',
 };
 
 /**
@@ -279,6 +279,16 @@ export const EVENT_LABELS = {
   no_available_therapist: 'Cancelled: no therapist available',
 };
 
+// A rejection's reason code, as the reject dialog offers it and the Reviews tab shows it.
+export const REASON_LABELS = {
+  schedule_conflict: 'Schedule conflict', too_far: 'Too far', client_concern: 'Client concern', health: 'Health',
+  other: 'Other',
+};
+
+export function reasonBadge(code) {
+  return code ? h('span', { class: `reason-badge reason-${code}` }, REASON_LABELS[code] || code) : null;
+}
+
 export function statusBadge(status) {
   return h('span', { class: `status status-${status}` }, STATUS_LABELS[status] || status);
 }
@@ -375,12 +385,13 @@ let dialogCount = 0;
  * hint}); the confirm button stays disabled while a required field is blank.
  * `onConfirm(values)` may throw: its error is shown inside the dialog, which
  * stays open. `content` is a node, or a function given {close, showError} that
- * returns one (for dialogs whose own buttons act). Resolves true once
+ * returns one (for dialogs whose own buttons act); `after` is a node placed after
+ * the fields (more choices that the text comes before). Resolves true once
  * confirmed, false when dismissed.
  */
 export function openDialog({
   title, intro, content, fields = [], confirmLabel, confirmClass = 'primary', cancelLabel = 'Back',
-  onConfirm, isValid = () => true, wide = false,
+  onConfirm, isValid = () => true, wide = false, after = null,
 }) {
   dialogCount += 1;
   const id = `dlg-${dialogCount}`;
@@ -417,6 +428,7 @@ export function openDialog({
     intro ? h('p', null, intro) : null,
     typeof content === 'function' ? content(controls) : content || null,
     inputs.map((i) => i.wrap),
+    after,
     error,
     h('div', { class: 'dialog-actions' }, dismiss, confirm));
   dialog.append(form);

@@ -30,9 +30,10 @@ import { detailsDialog } from './operator/dialogs.js';
 import notificationsTab, { notifications } from './operator/notifications.js';
 import reviews from './operator/reviews.js';
 import { onRender, page, scheduleRender, store, tabUrl, tabs } from './operator/shared.js';
+import insights from './operator/insights.js';
 import timeouts from './operator/timeouts.js';
 
-const TABS = [reviews, timeouts, all, notificationsTab];
+const TABS = [reviews, timeouts, all, insights, notificationsTab];
 const DEFAULT_TAB = 'reviews';
 
 for (const tab of TABS) {

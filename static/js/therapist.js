@@ -3,10 +3,12 @@
 // start / complete; my availability; notifications. Kept current by live.js.
 
 import {
-  AppointmentStore, CANCELLATION_LABELS, Notifications, PAGE, api, apiAll, countdown, countdownTone, dayKey, errorText, formatRange,
-  formatWhen, h, inputValue, openDialog, renderKeyed, setBusy, show, statusBadge, timeNode, toast, todayKey, zonedIso,
+  AppointmentStore, CANCELLATION_LABELS, Notifications, PAGE, REASON_LABELS, api, apiAll, countdown, countdownTone, dayKey,
+  errorText, formatRange, formatWhen, h, inputValue, openDialog, reasonBadge, renderKeyed, setBusy, show, statusBadge,
+  timeNode, toast, todayKey, zonedIso,
 } from './common.js';
 import { batchedRender, fact, startDashboardLive } from './dashboard.js';
+import { mountMyNumbers } from './my_numbers.js';
 
 const $ = (id) => document.getElementById(id);
 const ME = PAGE.user.id;
@@ -180,7 +182,8 @@ function card(a) {
   advice,
   denied ? h('p', { class: 'note' }, h('strong', null, 'Operator’s note: '),
     r.review_note || 'Your rejection was not accepted; please answer again.') : null,
-  a.status === 'rejected' && r ? h('p', { class: 'quote' }, h('strong', null, 'You rejected this: '), r.reason,
+  a.status === 'rejected' && r ? h('p', { class: 'quote' }, h('strong', null, 'You rejected this: '), r.reason, ' ',
+    reasonBadge(r.reason_code),
     h('span', { class: 'sub muted small' }, 'Waiting for an operator to review it.')) : null,
   a.status === 'cancelled' ? h('p', { class: 'muted' },
     CANCELLATION_LABELS[a.cancellation_reason] || 'Cancelled', a.cancellation_note ? `: ${a.cancellation_note}` : '') : null,
@@ -224,9 +227,22 @@ async function completeDialog(id) {
   });
 }
 
+/** The kind of reason as large radio buttons (arrow keys move between them), after the
+ * free text; "Other" to start with. */
+function reasonChoices(id) {
+  const legendId = `reason-code-${id}-legend`;
+  return h('fieldset', { class: 'choices', 'aria-describedby': `${legendId}-hint` },
+    h('legend', { id: legendId }, 'What is it about?'),
+    h('p', { class: 'hint', id: `${legendId}-hint` }, 'Pick the closest; the operators count these.'),
+    Object.entries(REASON_LABELS).map(([code, label]) => h('label', { class: 'choice' },
+      h('input', { type: 'radio', name: `reason-code-${id}`, value: code, checked: code === 'other' }),
+      h('span', null, label))));
+}
+
 async function rejectDialog(id) {
   const a = store.get(id);
   if (!a) return;
+  const choices = reasonChoices(id);
   await openDialog({
     title: `Reject #${id}?`,
     intro: `${a.client.name} · ${a.service.name} · ${formatRange(a.starts_at, a.ends_at)}. `
@@ -235,11 +251,13 @@ async function rejectDialog(id) {
       name: 'reason', label: 'Reason for rejecting', required: true, multiline: true, maxLength: 500,
       hint: 'Required. The operator sees it.',
     }],
+    after: choices,
     confirmLabel: 'Reject appointment',
     confirmClass: 'danger',
     onConfirm: async ({ reason }) => {
+      const code = choices.querySelector('input[type="radio"]:checked');
       const updated = await api(`/api/scheduling/appointments/${id}/reject/`, {
-        method: 'POST', body: { rejection_reason: reason },
+        method: 'POST', body: { rejection_reason: reason, reason_code: code ? code.value : 'other' },
       });
       applyAndRender(updated);
       toast(`#${id} rejected. An operator will review it.`);
@@ -448,7 +466,10 @@ window.addEventListener('hashchange', showFromHash);
 
 // --- Live updates ---------------------------------------------------------------------
 
+const liveListeners = new Set(); // the therapist's own numbers follow the live events
+
 function onEvent({ id, kind, appointment }) {
+  liveListeners.forEach((listener) => listener({ id, kind, appointment }));
   const assignedToMe = id > RENDERED_AFTER && (kind === 'assigned' || kind === 'rejection_denied')
     && appointment.status === 'pending' && appointment.client && appointment.therapist
     && appointment.therapist.id === ME;
@@ -465,5 +486,6 @@ $('slot-start').min = inputValue(Date.now());
 $('slot-end').min = inputValue(Date.now());
 loadAppointments();
 loadSlots();
+mountMyNumbers($('my-numbers'), { subscribe: (listener) => liveListeners.add(listener) });
 setInterval(scheduleRender, 60000);
 startDashboardLive({ onEvent, notifications });

@@ -152,6 +152,9 @@ TABLE: dict[tuple[str, str], Row] = {
                                           api=True, body=lambda w, r: {"note": "Talked to her"}),
     # --- scheduling API ---
     ("api-events", "GET"): Row(url("api-events"), staff(200), api=True),
+    ("api-insights", "GET"): Row(url("api-insights"), operators(200), api=True),
+    ("api-insights-mine", "GET"): Row(url("api-insights-mine"), per_role(DENY, 200, 200, 403, DENY, 403), api=True,
+                                      note="a therapist's own figures only"),
     ("client-list", "GET"): Row(url("client-list"), operators(200), api=True),
     ("client-list", "POST"): Row(url("client-list"), operators(201), api=True,
                                  body=lambda w, r: {"name": "Señora Niño", "phone": "+63 917 555 0199"}),

@@ -88,7 +88,7 @@ def test_login_lands_each_role_on_its_dashboard(client, operator, therapist):
     assert response.redirect_chain[-1][0] == "/therapist/"
 
 
-@pytest.mark.parametrize("tab", ["reviews", "timeouts", "all", "notifications"])
+@pytest.mark.parametrize("tab", ["reviews", "timeouts", "all", "insights", "notifications"])
 def test_operator_tab_deep_links_render_that_tab(client, operator, tab):
     client.force_login(operator)
     response = client.get(f"/operator/?tab={tab}")
@@ -97,7 +97,7 @@ def test_operator_tab_deep_links_render_that_tab(client, operator, tab):
     assert re.search(rf'<a href="\?tab={tab}" data-tab="{tab}" aria-current="page">', body)
     assert body.count('aria-current="page"') == 1
     assert re.search(rf'<section id="panel-{tab}" class="panel" data-panel="{tab}" aria-labelledby="h-{tab}">', body)
-    for other in {"reviews", "timeouts", "all", "notifications"} - {tab}:
+    for other in {"reviews", "timeouts", "all", "insights", "notifications"} - {tab}:
         assert re.search(rf'data-panel="{other}" aria-labelledby="h-{other}" hidden>', body)
     assert page_data(response)["tab"] == tab
 

@@ -256,7 +256,8 @@ class DemoBuilder:
 
         # A rejection the operator denied: same therapist, fresh deadline.
         appt = self._book("Hot stone massage", 2, 10, therapist="ana")
-        workflow.reject(actor=u["ana"], appointment_id=appt.pk, reason="I have a clinic check-up that morning.")
+        workflow.reject(actor=u["ana"], appointment_id=appt.pk, reason="I have a clinic check-up that morning.",
+                        reason_code="health")
         workflow.review_rejection(actor=rodel, appointment_id=appt.pk, decision="deny",
                                   note="The client asked for you; the check-up can move to the afternoon.")
 
@@ -270,16 +271,19 @@ class DemoBuilder:
         workflow.accept(actor=u["maria"], appointment_id=appt.pk)
         # Rejected, the rejection accepted, back in the queue, assigned to someone else.
         appt = self._book("Swedish massage", 3, 9, therapist="jose")
-        workflow.reject(actor=u["jose"], appointment_id=appt.pk, reason="Too far from my area that early.")
+        workflow.reject(actor=u["jose"], appointment_id=appt.pk, reason="Too far from my area that early.",
+                        reason_code="too_far")
         workflow.review_rejection(actor=carmela, appointment_id=appt.pk, decision="accept")
         workflow.assign(actor=carmela, appointment_id=appt.pk, therapist_id=u["ana"].pk)
         workflow.accept(actor=u["ana"], appointment_id=appt.pk)
 
         # Rejected, waiting for an operator's review.
         appt = self._book("Foot reflexology", 2, 9, therapist="juan")
-        workflow.reject(actor=u["juan"], appointment_id=appt.pk, reason="Sprained wrist; no deep pressure this week.")
+        workflow.reject(actor=u["juan"], appointment_id=appt.pk, reason="Sprained wrist; no deep pressure this week.",
+                        reason_code="health")
         appt = self._book("Swedish massage", 4, 16, therapist="maria")
-        workflow.reject(actor=u["maria"], appointment_id=appt.pk, reason="Family event that afternoon.")
+        workflow.reject(actor=u["maria"], appointment_id=appt.pk, reason="Family event that afternoon.",
+                        reason_code="schedule_conflict")
 
         # In progress: started about 25 minutes ago.
         appt = self._book("Swedish massage", 5, 10, therapist="jose")
@@ -310,7 +314,8 @@ class DemoBuilder:
         # Cancelled, no available therapist: Ramon is the only one who gives Thai
         # massage; once his rejection is accepted nobody can take it.
         appt = self._book("Thai massage", 2, 18, therapist="ramon")
-        workflow.reject(actor=u["ramon"], appointment_id=appt.pk, reason="My mat is being repaired this week.")
+        workflow.reject(actor=u["ramon"], appointment_id=appt.pk, reason="My mat is being repaired this week.",
+                        reason_code="other")
         workflow.review_rejection(actor=carmela, appointment_id=appt.pk, decision="accept")
 
         # Overdue: Ramon has not answered; the sweep cancels it and disables him.

@@ -3,7 +3,8 @@
 // with its history.
 
 import {
-  CANCELLATION_LABELS, EVENT_LABELS, api, errorText, formatRange, formatWhen, h, openDialog, setBusy,
+  CANCELLATION_LABELS, EVENT_LABELS, REASON_LABELS, api, errorText, formatRange, formatWhen, h, openDialog,
+  reasonBadge, setBusy,
   statusBadge, timeNode, toast,
 } from '../common.js';
 import { fact } from '../dashboard.js';
@@ -83,7 +84,10 @@ export async function cancelDialog(id) {
 
 function historyItem(e) {
   const extra = [];
-  if (e.data && e.data.reason) extra.push(`Reason: ${e.data.reason}`);
+  if (e.data && e.data.reason) {
+    const code = e.data.reason_code ? ` (${REASON_LABELS[e.data.reason_code] || e.data.reason_code})` : '';
+    extra.push(`Reason: ${e.data.reason}${code}`);
+  }
   if (e.data && e.data.note) extra.push(`Note: ${e.data.note}`);
   if (e.data && e.data.response_deadline) extra.push(`Answer due ${formatWhen(e.data.response_deadline)}`);
   if (e.data && e.data.therapist_disabled) extra.push('Therapist disabled');
@@ -121,7 +125,8 @@ export async function detailsDialog(id) {
         a.response_deadline && a.status === 'pending' ? fact('Answer by', formatWhen(a.response_deadline)) : null,
         a.cancellation_reason ? fact('Cancelled', CANCELLATION_LABELS[a.cancellation_reason] || a.cancellation_reason,
           a.cancellation_note ? `: ${a.cancellation_note}` : '') : null,
-        r ? fact('Last rejection', r.reason, r.review_decision ? ` (${r.review_decision === 'deny' ? 'denied' : 'accepted'}`
+        r ? fact('Last rejection', reasonBadge(r.reason_code), ' ', r.reason,
+          r.review_decision ? ` (${r.review_decision === 'deny' ? 'denied' : 'accepted'}`
           + `${r.review_note ? `: ${r.review_note}` : ''})` : ' (waiting for review)') : null),
       h('h3', null, 'History'),
       h('ol', { class: 'history' }, a.history.map(historyItem)));

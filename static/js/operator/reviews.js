@@ -1,7 +1,7 @@
 // Reviews: rejections waiting for an operator, accept (back to the queue) or
 // deny (back to the same therapist with a fresh deadline and a note).
 
-import { api, formatWhen, h, openDialog, renderKeyed, show, startsInNode, toast } from '../common.js';
+import { api, formatWhen, h, openDialog, reasonBadge, renderKeyed, show, startsInNode, toast } from '../common.js';
 import { fact } from '../dashboard.js';
 import { assignDialog, detailsDialog } from './dialogs.js';
 import {
@@ -37,7 +37,8 @@ function reviewCard(a) {
       fact('Service', a.service.name),
       fact('Location', a.location),
       fact('Rejected', r.created_at ? formatWhen(r.created_at) : '—')),
-    h('p', { class: 'quote' }, h('strong', null, 'Reason: '), r.reason || 'No reason recorded.'),
+    h('p', { class: 'quote' }, h('strong', null, 'Reason: '), reasonBadge(r.reason_code), ' ',
+      r.reason || 'No reason recorded.'),
     h('div', { class: 'actions' },
       actionButton('Accept rejection', 'accept-rejection', () => reviewDialog(a.id, 'accept'), 'primary'),
       actionButton('Deny rejection', 'deny-rejection', () => reviewDialog(a.id, 'deny'), 'danger'),
