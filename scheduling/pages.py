@@ -20,7 +20,7 @@ from notifications.delivery import unread_count
 
 from . import selectors
 
-OPERATOR_TABS = ("reviews", "timeouts", "all", "notifications")
+OPERATOR_TABS = ("reviews", "timeouts", "all", "day", "notifications")
 # A disabled therapist's page lists their latest appointments, read-only.
 DISABLED_RECENT = 10
 
@@ -49,6 +49,8 @@ def page_data(request, **extra) -> dict:
         "last_event_id": selectors.last_visible_event_id(user),
         "unread": unread_count(user.id),
         "csrf_token": get_token(request),
+        # The day board hatches it, the therapist's week warns under it.
+        "travel_buffer_minutes": getattr(settings, "TRAVEL_BUFFER_MINUTES", 30),
         **extra,
     }
 

@@ -142,6 +142,36 @@ class AssignSerializer(serializers.Serializer):
     therapist = StrictPrimaryKeyRelatedField(queryset=therapists)
 
 
+class ReassignSerializer(serializers.Serializer):
+    therapist = StrictPrimaryKeyRelatedField(
+        queryset=therapists, allow_null=True,
+        help_text="The therapist to offer it to (a fresh offer), or null for the queue.")
+    reason = text(500, help_text="Why it is moved; the previous therapist is told.")
+
+
+class RescheduleSerializer(serializers.Serializer):
+    starts_at = AwareDateTimeField(help_text="The new start; the end follows from the service's duration.")
+    reason = text(500, required=False, allow_blank=True, default="")
+
+    def validate_starts_at(self, value):
+        _check_future(value, what="The start")
+        return value
+
+
+class AppointmentEditSerializer(serializers.Serializer):
+    location = text(500, required=False)
+    notes = text(2000, required=False, allow_blank=True)
+
+    def validate(self, attrs):
+        if not attrs:
+            raise serializers.ValidationError("Send the location, the notes or both.", code="empty")
+        return attrs
+
+
+class DayQuerySerializer(serializers.Serializer):
+    date = serializers.DateField(required=False, help_text="Business date, YYYY-MM-DD; default today.")
+
+
 class RejectSerializer(serializers.Serializer):
     rejection_reason = text(500, trim_whitespace=True)
 
@@ -172,6 +202,9 @@ class AppointmentFilterSerializer(serializers.Serializer):
     date = serializers.DateField(required=False, help_text="Local date, YYYY-MM-DD.")
     needs_review = StrictBooleanField(required=False, allow_null=True, default=None)
     overdue = StrictBooleanField(required=False, allow_null=True, default=None)
+    held_by_disabled = StrictBooleanField(
+        required=False, allow_null=True, default=None,
+        help_text="true: only the open jobs (pending or confirmed, start ahead, not overdue) of disabled therapists.")
     q = serializers.CharField(required=False, allow_blank=True, max_length=100, default="",
                               help_text="Search client name, phone or location.")
     ordering = serializers.ChoiceField(required=False, default="starts_at",
@@ -286,3 +319,23 @@ class SweepCountsSerializer(serializers.Serializer):
 
 class EnableSerializer(serializers.Serializer):
     note = text(500, required=False, allow_blank=True, default="")
+
+
+class SlotOutSerializer(serializers.Serializer):
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+
+
+class DayTherapistSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    phone = serializers.CharField()
+    is_active = serializers.BooleanField()
+    availability = SlotOutSerializer(many=True, help_text="Their availability slots that touch the day.")
+    appointments = AppointmentSerializer(many=True, help_text="Their appointments that day (not cancelled).")
+
+
+class DayBoardSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    therapists = DayTherapistSerializer(many=True, help_text="Every therapist, active ones first, by name.")
+    unassigned = AppointmentSerializer(many=True, help_text="Pending bookings with nobody assigned that day.")

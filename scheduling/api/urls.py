@@ -11,5 +11,6 @@ router.register("appointments", views.AppointmentViewSet, basename="appointment"
 
 urlpatterns = [
     path("events/", views.EventFeedView.as_view(), name="api-events"),
+    path("day/", views.DayBoardView.as_view(), name="api-day"),
     *router.urls,
 ]
