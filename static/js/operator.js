@@ -8,9 +8,14 @@ import {
   toast, zonedIso,
 } from './common.js';
 import { startLive } from './live.js';
+// The day board and the disabled therapists' jobs live in their own modules.
+import { mountDayBoard } from './dayboard.js';
+import { mountDisabledJobs } from './disabled_jobs.js';
 
 const $ = (id) => document.getElementById(id);
-const TAB_TITLES = { reviews: 'Reviews', timeouts: 'Timeouts', all: 'All appointments', notifications: 'Notifications' };
+const TAB_TITLES = {
+  reviews: 'Reviews', timeouts: 'Timeouts', all: 'All appointments', day: 'Day board', notifications: 'Notifications',
+};
 const BUSY = new Set(['pending', 'confirmed', 'rejected', 'in_progress']);
 const PAGE_SIZE = 25;
 
@@ -600,7 +605,11 @@ let allReloadTimer = null;
 let disabledTimer = null;
 let notificationsTimer = null;
 
+// Live events for the modules mounted in init().
+const liveListeners = new Set();
+
 function onEvent({ id, kind, appointment }) {
+  liveListeners.forEach((listener) => listener({ id, kind, appointment }));
   const changed = store.apply(appointment, { eventId: id });
   if (changed) scheduleRender();
   if (kind === 'timed_out') {
@@ -624,6 +633,9 @@ function init() {
   loadDisabled();
   loadTherapists();
   ensureLoaded(state.tab);
+  const subscribe = (listener) => liveListeners.add(listener);
+  mountDayBoard($('dayboard'), { subscribe, panel: $('panel-day') });
+  mountDisabledJobs($('disabled-jobs'), { subscribe });
   startLive({
     onEvent,
     onNotification: (message) => notifications.receive(message),

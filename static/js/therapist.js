@@ -7,6 +7,7 @@ import {
   formatTime, h, inputValue, openDialog, renderKeyed, setBusy, show, statusBadge, timeNode, toast, todayKey, zonedIso,
 } from './common.js';
 import { startLive } from './live.js';
+import { mountWeek } from './week.js'; // "My week"
 
 const $ = (id) => document.getElementById(id);
 const ME = PAGE.user.id;
@@ -19,6 +20,7 @@ const RENDERED_AFTER = Number(PAGE.last_event_id) || 0;
 
 const store = new AppointmentStore();
 const notifications = new Notifications($('notifications-panel'));
+const week = mountWeek($('week'));
 const state = { loaded: false, historyPage: 0, historyNext: false, slots: [], fresh: new Set(), alerted: new Set() };
 
 // --- Loading -----------------------------------------------------------------------
@@ -80,6 +82,7 @@ function render() {
   }
   document.querySelectorAll('[data-count="waiting"]').forEach((node) => { node.textContent = String(waiting.length); });
   show($('history-more'), state.historyNext);
+  week.render(all);
   document.title = waiting.length
     ? `(${waiting.length}) My appointments · Royal Care Scheduling` : 'My appointments · Royal Care Scheduling';
 }
@@ -363,7 +366,7 @@ function applyAndRender(snapshot, options) {
 let notificationsTimer = null;
 
 function onEvent({ id, kind, appointment }) {
-  const assignedToMe = id > RENDERED_AFTER && (kind === 'assigned' || kind === 'rejection_denied')
+  const assignedToMe = id > RENDERED_AFTER && ['assigned', 'rejection_denied', 'reassigned', 'rescheduled'].includes(kind)
     && appointment.status === 'pending' && appointment.client && appointment.therapist
     && appointment.therapist.id === ME;
   if (assignedToMe) {
