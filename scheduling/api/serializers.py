@@ -163,6 +163,11 @@ class AppointmentEditSerializer(serializers.Serializer):
     notes = text(2000, required=False, allow_blank=True)
 
     def validate(self, attrs):
+        # Status, time and therapist change through their transitions, never here.
+        others = sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
+        if others:
+            raise serializers.ValidationError(
+                {name: ["Only the location and the notes can be changed here."] for name in others})
         if not attrs:
             raise serializers.ValidationError("Send the location, the notes or both.", code="empty")
         return attrs
