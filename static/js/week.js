@@ -2,7 +2,8 @@
 // agenda grouped by day, with the gap between consecutive jobs and, where the
 // address changes, the time there is to travel (flagged when it is under the
 // travel buffer). Read-only; it draws from the page's own store of appointments,
-// so it costs no request and is as live as the rest of the page.
+// so it costs no request and is as live as the rest of the page. Its items are
+// marked data-week-appointment (not data-appointment-id, which names the cards).
 
 import { PAGE, dayKey, formatDay, formatTime, h, statusBadge, todayKey } from './common.js';
 
@@ -40,7 +41,7 @@ function gapItem(prev, next) {
 }
 
 function entry(a) {
-  return h('li', { class: 'wk-item', dataset: { appointmentId: a.id, status: a.status } },
+  return h('li', { class: 'wk-item', dataset: { weekAppointment: a.id, status: a.status } },
     h('span', { class: 'wk-time' }, `${formatTime(a.starts_at)} – ${formatTime(a.ends_at)}`),
     h('span', { class: 'wk-what' },
       statusBadge(a.status), ' ', h('strong', null, a.client.name), ` · ${a.service.name}`,

@@ -198,8 +198,8 @@ def test_the_therapist_sees_their_week_with_travel_gaps(open_page, operator, the
     ana = open_page(therapist, "/therapist/", viewport=PHONE)
     live(ana)
     week = ana.get_by_role("region", name="My week")
-    expect(week.locator(f'[data-appointment-id="{first.id}"]')).to_contain_text("12 Mabini St, Makati")
-    expect(week.locator(f'[data-appointment-id="{later.id}"]')).to_be_visible()
+    expect(week.locator(f'[data-week-appointment="{first.id}"]')).to_contain_text("12 Mabini St, Makati")
+    expect(week.locator(f'[data-week-appointment="{later.id}"]')).to_be_visible()
     if local_date(first) == local_date(second):
         gap = week.locator(".wk-travel")
         expect(gap).to_contain_text("15 min to travel to 99 Ayala Ave, Makati")
@@ -211,4 +211,4 @@ def test_the_therapist_sees_their_week_with_travel_gaps(open_page, operator, the
     moved = second.starts_at + timedelta(days=1)
     in_thread(workflow.reschedule, actor=operator, appointment_id=second.id, starts_at=moved)
     expect(week.locator(f'[data-day="{local_date(Appointment.objects.get(pk=second.pk))}"] '
-                        f'[data-appointment-id="{second.id}"]')).to_be_visible()
+                        f'[data-week-appointment="{second.id}"]')).to_be_visible()
