@@ -34,9 +34,9 @@ class AutoSchema(BaseAutoSchema):
             "429": ("Throttled.", ErrorSerializer),
         }
         if self.method in ("POST", "PUT", "PATCH", "DELETE") or self.view.__class__.__name__ in (
-                "AppointmentViewSet", "EventFeedView", "InsightsView"):
+                "AppointmentViewSet", "EventFeedView", "InsightsView", "DayBoardView"):
             errors["400"] = ("Invalid input.", ValidationErrorSerializer)
-        if self.method in ("POST", "DELETE"):
+        if self.method in ("POST", "PATCH", "DELETE"):
             errors["409"] = ("Wrong state: invalid_transition, deadline_passed, therapist_unavailable, "
                              "already_reviewed, too_early.", ErrorSerializer)
         for code, (description, serializer) in errors.items():

@@ -17,6 +17,7 @@ class Notification(models.Model):
         UNSEEN = "unseen", "Offer not seen"
         REASSIGNED = "reassigned", "Reassigned"
         RESCHEDULED = "rescheduled", "Rescheduled"
+        EDITED = "edited", "Appointment changed"
         ENABLED = "enabled", "Account re-enabled"
 
     recipient = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="notifications")

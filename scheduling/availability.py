@@ -150,3 +150,24 @@ def rank(appointment: Appointment, free_ids: list[int]) -> list[RankedTherapist]
     epoch = datetime.min.replace(tzinfo=timezone.get_current_timezone())
     ranked.sort(key=lambda r: (r.appointments_that_day, r.last_appointment_end or epoch, r.therapist.display_name))
     return ranked
+
+
+def reassign_candidates(appointment: Appointment) -> list[RankedTherapist]:
+    """The therapists `reassign` would hand an assigned `pending` or `confirmed`
+    appointment to right now, best first: everyone the engine clears except the
+    therapist who holds it."""
+    now = timezone.now()
+    if (appointment.status not in (Status.PENDING, Status.CONFIRMED) or appointment.therapist_id is None
+            or appointment.starts_at <= now or appointment.is_overdue(now)):
+        return []  # reassign would refuse anyone
+    verdicts = evaluate([appointment]).get(appointment.id, {})
+    return rank(appointment, [tid for tid, reason in verdicts.items()
+                              if reason is None and tid != appointment.therapist_id])
+
+
+def candidates(appointment: Appointment) -> list[RankedTherapist]:
+    """Who an operator can offer this appointment to: `assign` candidates while it
+    is unassigned, `reassign` candidates once someone holds it."""
+    if appointment.therapist_id is None:
+        return available_therapists(appointment)
+    return reassign_candidates(appointment)

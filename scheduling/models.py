@@ -85,6 +85,14 @@ class AppointmentQuerySet(models.QuerySet):
     def not_overdue(self, now: datetime) -> "AppointmentQuerySet":
         return self.exclude(Appointment.overdue_q(now))
 
+    def open_ahead(self, now: datetime) -> "AppointmentQuerySet":
+        """Jobs a therapist still holds: pending or confirmed, start ahead. Offers
+        already overdue are left out: the timeout rule takes them next."""
+        return self.filter(
+            status__in=[Appointment.Status.PENDING, Appointment.Status.CONFIRMED], therapist__isnull=False,
+            starts_at__gt=now,
+        ).not_overdue(now)
+
     def with_latest_rejection(self) -> "AppointmentQuerySet":
         """Loads each row's newest rejection (one query for the whole list), read
         through `Appointment.latest_rejection`."""
@@ -265,6 +273,9 @@ class AppointmentEvent(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         TIMED_OUT = "timed_out", "Timed out"
         NO_AVAILABLE_THERAPIST = "no_available_therapist", "No available therapist"
+        REASSIGNED = "reassigned", "Reassigned"
+        RESCHEDULED = "rescheduled", "Rescheduled"
+        EDITED = "edited", "Edited"
 
     appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

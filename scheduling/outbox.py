@@ -65,6 +65,11 @@ class Outbox:
                 else:
                     view = appointment_json_for(appointment, False, event.therapist_id)
                 messages.append((realtime.user_group(event.therapist_id), {**header, "appointment": view}))
+            # A reassign concerns two therapists: the one it left sees it go.
+            from_therapist = event.data.get("from_therapist")
+            if from_therapist and from_therapist != event.therapist_id:
+                view = appointment_json_for(appointment, False, from_therapist)
+                messages.append((realtime.user_group(from_therapist), {**header, "appointment": view}))
         for appointment_id, kinds in self.handled:
             messages.extend(mark_handled(appointment_id=appointment_id, kinds=kinds, now=self.now))
         messages.extend(deliver(self.notes, now=self.now))

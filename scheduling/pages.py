@@ -20,7 +20,7 @@ from notifications.delivery import unread_count
 
 from . import selectors
 
-OPERATOR_TABS = ("reviews", "timeouts", "all", "insights", "notifications")
+OPERATOR_TABS = ("reviews", "timeouts", "all", "day", "insights", "notifications")
 # A disabled therapist's page lists their latest appointments, read-only.
 DISABLED_RECENT = 10
 
@@ -50,6 +50,8 @@ def page_data(request, **extra) -> dict:
         "unread": unread_count(user.id),
         "csrf_token": get_token(request),
         "start_early_minutes": settings.START_EARLY_MINUTES,
+        # The day board hatches it, the therapist's week warns under it.
+        "travel_buffer_minutes": getattr(settings, "TRAVEL_BUFFER_MINUTES", 30),
         **extra,
     }
 

@@ -147,8 +147,12 @@ def _require(appt: Appointment, *statuses: str, action: str) -> None:
 
 
 def _require_own(appt: Appointment, actor: User) -> None:
-    """A therapist acts only on their own appointment; anyone else's is 'not found'."""
+    """A therapist acts only on their own appointment; anyone else's is 'not found'.
+    One that was theirs until an operator moved it (a reassign racing their answer)
+    is a clear 409: they knew of it, and a 404 would puzzle them."""
     if actor.is_therapist and appt.therapist_id != actor.id:
+        if AppointmentEvent.objects.filter(appointment=appt, therapist=actor).exists():
+            raise WorkflowError("invalid_transition", f"Appointment #{appt.id} is no longer assigned to you.")
         raise _not_found()
 
 
@@ -205,6 +209,17 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: Ou
     if appt.starts_at <= now:
         raise WorkflowError("invalid_transition",
                             f"Appointment #{appt.id} started at {_when(appt.starts_at)}; it can no longer be assigned.")
+    therapist = _lock_free_therapist(appt, therapist_id)
+    _offer(appt, therapist, now)
+    _save(appt, now, "therapist", "assigned_at", "response_deadline")
+    outbox.event(appt, Kind.ASSIGNED, actor=actor, from_status=Status.PENDING,
+                 response_deadline=appt.response_deadline.isoformat())
+    outbox.notify(therapist.id, Say.ASSIGNED, appt, _offer_message(appt))
+
+
+def _lock_free_therapist(appt: Appointment, therapist_id: int) -> User:
+    """Lock the therapist's row, then ask the engine whether they can take `appt`
+    as it stands in memory (its new time or place included)."""
     # The therapist's row lock serialises every assignment of this therapist, so
     # two operators cannot both book them into overlapping slots.
     therapist = User.objects.select_for_update().filter(pk=therapist_id).first()
@@ -213,15 +228,21 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: Ou
     reason = availability.verdict(appt, therapist.id)
     if reason:
         raise WorkflowError("therapist_unavailable", f"{therapist.display_name} {reason}.")
+    return therapist
+
+
+def _offer(appt: Appointment, therapist: User, now: datetime) -> None:
+    """A fresh offer: `pending` with this therapist, answer due within the window
+    but never after the start."""
+    appt.status = Status.PENDING
     appt.therapist = therapist
     appt.assigned_at = now
     appt.response_deadline = min(now + response_window(), appt.starts_at)
-    _save(appt, now, "therapist", "assigned_at", "response_deadline")
-    outbox.event(appt, Kind.ASSIGNED, actor=actor, from_status=Status.PENDING,
-                 response_deadline=appt.response_deadline.isoformat())
-    outbox.notify(therapist.id, Say.ASSIGNED, appt,
-                  f"New appointment #{appt.id} at {_when(appt.starts_at)} ({appt.service.name}, "
-                  f"{appt.location}), answer by {_when(appt.response_deadline)}.")
+
+
+def _offer_message(appt: Appointment) -> str:
+    return (f"New appointment #{appt.id} at {_when(appt.starts_at)} ({appt.service.name}, "
+            f"{appt.location}), answer by {_when(appt.response_deadline)}.")
 
 
 def accept(*, actor: User, appointment_id: int) -> Appointment:
@@ -399,6 +420,170 @@ def cancel(*, actor: User, appointment_id: int, reason: str) -> Appointment:
 
 
 # ---------------------------------------------------------------------------
+# Dispatch: moving work instead of cancelling clients. Each of these is a write
+# like any other: on an overdue offer the timeout comes first (409
+# `deadline_passed`), and from then on the timeout rules take over.
+# ---------------------------------------------------------------------------
+
+
+def reassign(*, actor: User, appointment_id: int, therapist_id: int | None, reason: str) -> Appointment:
+    """Take an offered (`pending`, assigned) or `confirmed` appointment from its
+    therapist before it starts: to `therapist_id` as a fresh offer (the assign
+    checks, a new deadline), or back to the queue when it is None. The previous
+    therapist is told; the event carries `data.from_therapist`."""
+    reason = _clean_text(reason, field="reason")
+
+    def body(appt: Appointment, outbox: Outbox) -> None:
+        _require(appt, Status.PENDING, Status.CONFIRMED, action="reassign")
+        previous = appt.therapist
+        if previous is None:
+            raise WorkflowError("invalid_transition",
+                                f"Appointment #{appt.id} is not assigned to anyone; assign it instead.")
+        now = outbox.now
+        if appt.starts_at <= now:
+            raise WorkflowError("invalid_transition", f"Appointment #{appt.id} started at "
+                                f"{_when(appt.starts_at)}; it can no longer be reassigned.")
+        if therapist_id == previous.id:
+            raise WorkflowError("invalid_transition", f"Appointment #{appt.id} is already with "
+                                f"{previous.display_name}; choose someone else or the queue.")
+        from_status = appt.status
+        if therapist_id is None:
+            _to_queue(appt)
+            _save(appt, now, "status", "therapist", "assigned_at", "response_deadline")
+            outbox.event(appt, Kind.REASSIGNED, actor=actor, from_status=from_status, therapist_id=previous.id,
+                         from_therapist=previous.id, to_therapist=None, reason=reason)
+        else:
+            therapist = _lock_free_therapist(appt, therapist_id)
+            _offer(appt, therapist, now)
+            _save(appt, now, "status", "therapist", "assigned_at", "response_deadline")
+            outbox.event(appt, Kind.REASSIGNED, actor=actor, from_status=from_status,
+                         from_therapist=previous.id, to_therapist=therapist.id, reason=reason,
+                         response_deadline=appt.response_deadline.isoformat())
+            outbox.notify(therapist.id, Say.ASSIGNED, appt, _offer_message(appt))
+        outbox.notify(previous.id, Say.REASSIGNED, appt,
+                      f"Appointment #{appt.id} ({_when(appt.starts_at)}, {appt.client.name}) is no longer yours: "
+                      f"{actor.display_name} reassigned it. {_sentence(reason)}")
+
+    return _run(appointment_id, actor, body, late_code="deadline_passed")
+
+
+def _to_queue(appt: Appointment) -> None:
+    appt.status = Status.PENDING
+    appt.therapist = None
+    appt.assigned_at = None
+    appt.response_deadline = None
+
+
+def reschedule(*, actor: User, appointment_id: int, starts_at: datetime, reason: str = "") -> Appointment:
+    """Move a `pending` or `confirmed` appointment to `starts_at` (`ends_at`
+    follows). If its therapist can take the new time (the engine decides, under
+    their row lock) it is offered to them again — they must accept the new time —
+    otherwise it goes back to the queue and they are told why."""
+    reason = _clean_text(reason, field="reason", required=False)
+
+    def body(appt: Appointment, outbox: Outbox) -> None:
+        _require(appt, Status.PENDING, Status.CONFIRMED, action="reschedule")
+        now = outbox.now
+        _check_new_start(starts_at, now)
+        if starts_at == appt.starts_at:
+            raise WorkflowError("invalid", "Invalid input.", status_code=400, errors={
+                "starts_at": [f"Appointment #{appt.id} already starts at {_when(starts_at)}."]})
+        old_start, from_status, previous = appt.starts_at, appt.status, appt.therapist
+        appt.starts_at = starts_at
+        appt.ends_at = starts_at + timedelta(minutes=appt.service.duration_minutes)
+        why = None
+        if previous is not None:
+            User.objects.select_for_update().filter(pk=previous.id).first()
+            why = availability.verdict(appt, previous.id)
+        kept = previous is not None and why is None
+        if kept:
+            _offer(appt, previous, now)
+        else:
+            _to_queue(appt)
+        _save(appt, now, "starts_at", "ends_at", "status", "therapist", "assigned_at", "response_deadline")
+        extra = {"response_deadline": appt.response_deadline.isoformat()} if kept else {}
+        outbox.event(appt, Kind.RESCHEDULED, actor=actor, from_status=from_status,
+                     therapist_id=previous.id if previous else None,
+                     from_starts_at=old_start.isoformat(), starts_at=starts_at.isoformat(),
+                     kept_therapist=kept, reason=reason, **extra)
+        if previous is None:
+            return
+        moved = (f"Appointment #{appt.id} ({appt.client.name}) was moved from {_when(old_start)} to "
+                 f"{_when(starts_at)}" + (f": {_sentence(reason)}" if reason else "."))
+        if kept:
+            outbox.notify(previous.id, Say.RESCHEDULED, appt,
+                          f"{moved} Please accept the new time by {_when(appt.response_deadline)}.")
+        else:
+            outbox.notify(previous.id, Say.RESCHEDULED, appt,
+                          f"{moved} It went back to the operators' queue: at the new time "
+                          f"{previous.display_name} {why}.")
+
+    return _run(appointment_id, actor, body, late_code="deadline_passed")
+
+
+def _check_new_start(starts_at: datetime, now: datetime) -> None:
+    if timezone.is_naive(starts_at):
+        raise WorkflowError("invalid", "Invalid input.", status_code=400,
+                            errors={"starts_at": ["Include the time zone offset."]})
+    problem = None
+    if starts_at <= now:
+        problem = "The start must be in the future."
+    elif starts_at > now + timedelta(days=settings.BOOKING_HORIZON_DAYS):
+        problem = f"The start must be within {settings.BOOKING_HORIZON_DAYS} days."
+    if problem:
+        raise WorkflowError("invalid", "Invalid input.", status_code=400, errors={"starts_at": [problem]})
+
+
+MAX_LOCATION_LENGTH = 500
+MAX_NOTES_LENGTH = 2000
+
+
+def edit(*, actor: User, appointment_id: int, location: str | None = None, notes: str | None = None) -> Appointment:
+    """Change where it happens or its notes (None leaves a field as it is). A new
+    location must still suit the therapist (the engine's travel rule, under their
+    row lock). Changing nothing writes nothing."""
+    errors: dict[str, list[str]] = {}
+    if location is not None:
+        location = location.strip()
+        if not location:
+            errors["location"] = ["The location cannot be blank."]
+        elif len(location) > MAX_LOCATION_LENGTH:
+            errors["location"] = [f"At most {MAX_LOCATION_LENGTH} characters."]
+    if notes is not None:
+        notes = notes.strip()
+        if len(notes) > MAX_NOTES_LENGTH:
+            errors["notes"] = [f"At most {MAX_NOTES_LENGTH} characters."]
+    if errors:
+        raise WorkflowError("invalid", "Invalid input.", status_code=400, errors=errors)
+
+    def body(appt: Appointment, outbox: Outbox) -> None:
+        _require(appt, *Appointment.BUSY_STATUSES, action="edit")
+        changed: list[str] = []
+        data: dict = {}
+        if location is not None and location != appt.location:
+            data["previous_location"], data["location"] = appt.location, location
+            appt.location = location
+            changed.append("location")
+            if appt.therapist_id and appt.status in (Status.PENDING, Status.CONFIRMED):
+                _lock_free_therapist(appt, appt.therapist_id)
+        if notes is not None and notes != appt.notes:
+            appt.notes = notes
+            changed.append("notes")
+        if not changed:
+            return
+        _save(appt, outbox.now, *changed)
+        outbox.event(appt, Kind.EDITED, actor=actor, from_status=appt.status, fields=changed, **data)
+        if appt.therapist_id and appt.status != Status.REJECTED:
+            what = [f"the address is now {location}" if "location" in changed else "",
+                    "the notes were updated" if "notes" in changed else ""]
+            outbox.notify(appt.therapist_id, Say.EDITED, appt,
+                          f"Appointment #{appt.id} ({_when(appt.starts_at)}) changed: "
+                          + " and ".join(w for w in what if w) + ".")
+
+    return _run(appointment_id, actor, body, late_code="deadline_passed")
+
+
+# ---------------------------------------------------------------------------
 # The batch rules: timeout and no-available-therapist. The sweep loops over
 # these; a late write runs `_expire_locked` for its one appointment.
 # ---------------------------------------------------------------------------
@@ -501,10 +686,8 @@ def _flag_open_jobs(therapist_ids: set[int], outbox: Outbox) -> None:
     or confirmed, start ahead) are named to every operator, to reassign."""
     if not therapist_ids:
         return
-    # Offers already overdue are left out: the timeout rule takes them next.
-    jobs = list(Appointment.objects.filter(
-        therapist_id__in=therapist_ids, status__in=[Status.PENDING, Status.CONFIRMED], starts_at__gt=outbox.now,
-    ).not_overdue(outbox.now).select_related("therapist").order_by("therapist_id", "starts_at", "id")[:200])
+    jobs = list(Appointment.objects.filter(therapist_id__in=therapist_ids).open_ahead(outbox.now)
+                .select_related("therapist").order_by("therapist_id", "starts_at", "id")[:200])
     by_therapist: dict[int, list[Appointment]] = {}
     for job in jobs:
         by_therapist.setdefault(job.therapist_id, []).append(job)

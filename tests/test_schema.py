@@ -14,10 +14,12 @@ DESIGN_API = {
     "/api/scheduling/availability/": {"get", "post"},
     "/api/scheduling/availability/{id}/": {"delete"},
     "/api/scheduling/appointments/": {"get", "post"},
-    "/api/scheduling/appointments/{id}/": {"get"},
+    "/api/scheduling/appointments/{id}/": {"get", "patch"},
     "/api/scheduling/appointments/{id}/available_therapists/": {"get"},
     **{f"/api/scheduling/appointments/{{id}}/{action}/": {"post"}
-       for action in ("assign", "accept", "reject", "review_rejection", "start", "complete", "cancel")},
+       for action in ("assign", "accept", "reject", "review_rejection", "start", "complete", "cancel",
+                      "reassign", "reschedule")},
+    "/api/scheduling/day/": {"get"},
     "/api/scheduling/appointments/auto_cancel_overdue/": {"post"},
     "/api/scheduling/events/": {"get"},
     "/api/scheduling/insights/": {"get"},
@@ -32,8 +34,8 @@ DESIGN_API = {
 
 # Where a state can be wrong: the transitions, deleting a slot, enabling a therapist.
 CONFLICTS = {path for path in DESIGN_API if re.search(r"/(assign|accept|reject|review_rejection|start|complete|"
-                                                      r"cancel|enable)/$", path)} | {
-    "/api/scheduling/availability/{id}/", "/api/scheduling/appointments/"}
+                                                      r"cancel|enable|reassign|reschedule)/$", path)} | {
+    "/api/scheduling/availability/{id}/", "/api/scheduling/appointments/", "/api/scheduling/appointments/{id}/"}
 
 
 @pytest.fixture
@@ -101,7 +103,7 @@ def test_every_operation_documents_its_error_responses(schema):
             expected.add("400")
         if "{" in path:
             expected.add("404")
-        if path in CONFLICTS and method in ("post", "delete"):
+        if path in CONFLICTS and method in ("post", "patch", "delete"):
             expected.add("409")
         if path == "/api/accounts/token/":
             expected = {"400", "401", "403", "429"}

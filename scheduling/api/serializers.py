@@ -146,6 +146,41 @@ class AssignSerializer(serializers.Serializer):
     therapist = StrictPrimaryKeyRelatedField(queryset=therapists)
 
 
+class ReassignSerializer(serializers.Serializer):
+    therapist = StrictPrimaryKeyRelatedField(
+        queryset=therapists, allow_null=True,
+        help_text="The therapist to offer it to (a fresh offer), or null for the queue.")
+    reason = text(500, help_text="Why it is moved; the previous therapist is told.")
+
+
+class RescheduleSerializer(serializers.Serializer):
+    starts_at = AwareDateTimeField(help_text="The new start; the end follows from the service's duration.")
+    reason = text(500, required=False, allow_blank=True, default="")
+
+    def validate_starts_at(self, value):
+        _check_future(value, what="The start")
+        return value
+
+
+class AppointmentEditSerializer(serializers.Serializer):
+    location = text(500, required=False)
+    notes = text(2000, required=False, allow_blank=True)
+
+    def validate(self, attrs):
+        # Status, time and therapist change through their transitions, never here.
+        others = sorted(set(self.initial_data) - set(self.fields)) if isinstance(self.initial_data, dict) else []
+        if others:
+            raise serializers.ValidationError(
+                {name: ["Only the location and the notes can be changed here."] for name in others})
+        if not attrs:
+            raise serializers.ValidationError("Send the location, the notes or both.", code="empty")
+        return attrs
+
+
+class DayQuerySerializer(serializers.Serializer):
+    date = serializers.DateField(required=False, help_text="Business date, YYYY-MM-DD; default today.")
+
+
 class RejectSerializer(serializers.Serializer):
     rejection_reason = text(500, trim_whitespace=True)
     reason_code = serializers.ChoiceField(choices=AppointmentRejection.ReasonCode.choices, required=False,
@@ -179,6 +214,9 @@ class AppointmentFilterSerializer(serializers.Serializer):
     date = serializers.DateField(required=False, help_text="Local date, YYYY-MM-DD.")
     needs_review = StrictBooleanField(required=False, allow_null=True, default=None)
     overdue = StrictBooleanField(required=False, allow_null=True, default=None)
+    held_by_disabled = StrictBooleanField(
+        required=False, allow_null=True, default=None,
+        help_text="true: only the open jobs (pending or confirmed, start ahead, not overdue) of disabled therapists.")
     q = serializers.CharField(required=False, allow_blank=True, max_length=100, default="",
                               help_text="Search client name, phone or location.")
     ordering = serializers.ChoiceField(required=False, default="starts_at",
@@ -412,3 +450,21 @@ class InsightsSerializer(InsightsRangeSerializer):
 class MyInsightsSerializer(InsightsRangeSerializer):
     def get_fields(self):
         return {**super().get_fields(), **OfferFiguresSerializer().get_fields()}
+class SlotOutSerializer(serializers.Serializer):
+    starts_at = serializers.DateTimeField()
+    ends_at = serializers.DateTimeField()
+
+
+class DayTherapistSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    phone = serializers.CharField()
+    is_active = serializers.BooleanField()
+    availability = SlotOutSerializer(many=True, help_text="Their availability slots that touch the day.")
+    appointments = AppointmentSerializer(many=True, help_text="Their appointments that day (not cancelled).")
+
+
+class DayBoardSerializer(serializers.Serializer):
+    date = serializers.DateField()
+    therapists = DayTherapistSerializer(many=True, help_text="Every therapist, active ones first, by name.")
+    unassigned = AppointmentSerializer(many=True, help_text="Pending bookings with nobody assigned that day.")

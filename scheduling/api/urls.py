@@ -13,5 +13,6 @@ urlpatterns = [
     path("events/", views.EventFeedView.as_view(), name="api-events"),
     path("insights/", views.InsightsView.as_view(), name="api-insights"),
     path("insights/mine/", views.MyInsightsView.as_view(), name="api-insights-mine"),
+    path("day/", views.DayBoardView.as_view(), name="api-day"),
     *router.urls,
 ]

@@ -80,7 +80,7 @@ class AppointmentViewSet(viewsets.GenericViewSet):
 
     def get_permissions(self):
         if self.action in ("create", "assign", "review_rejection", "cancel", "available_therapists",
-                           "auto_cancel_overdue"):
+                           "auto_cancel_overdue", "reassign", "reschedule", "partial_update"):
             return [IsOperator()]
         if self.action in ("accept", "reject"):
             return [IsTherapist()]
@@ -102,6 +102,7 @@ class AppointmentViewSet(viewsets.GenericViewSet):
         qs = selectors.filter_appointments(
             self.get_queryset(), statuses=f.get("status"), therapist_id=f.get("therapist"), day=f.get("date"),
             needs_review=f["needs_review"], overdue=f["overdue"], search=f["q"].strip(),
+            held_by_disabled=bool(f["held_by_disabled"]),
         ).order_by(f["ordering"], "id")
         page = self.paginate_queryset(qs)
         now = timezone.now()
@@ -121,12 +122,36 @@ class AppointmentViewSet(viewsets.GenericViewSet):
         body["history"] = s.EventSerializer(selectors.appointment_history(appointment, request.user), many=True).data
         return Response(body)
 
-    @extend_schema(request=None, responses=s.RankedTherapistSerializer(many=True))
+    @extend_schema(
+        request=None, responses=s.RankedTherapistSerializer(many=True),
+        description="Best first. Unassigned: who `assign` would accept now. Assigned (pending or confirmed, "
+                    "start ahead): who `reassign` would hand it to, the current therapist excluded.")
     @action(detail=True, methods=["get"], pagination_class=None)
     def available_therapists(self, request, pk=None):
         appointment = selectors.appointment_for_user(request.user, pk)
-        ranked = availability.available_therapists(appointment)
+        ranked = availability.candidates(appointment)
         return Response(s.RankedTherapistSerializer(ranked, many=True).data)
+
+    @extend_schema(request=s.AppointmentEditSerializer, responses=s.AppointmentSerializer,
+                   description="Operators change the location and/or the notes. A new location that clashes with "
+                               "the therapist's travel buffer is 409 therapist_unavailable.")
+    def partial_update(self, request, pk=None):
+        data = _valid(s.AppointmentEditSerializer, request)
+        return self._respond(workflow.edit(actor=request.user, appointment_id=_int(pk), **data))
+
+    @extend_schema(request=s.ReassignSerializer, responses=s.AppointmentSerializer)
+    @action(detail=True, methods=["post"])
+    def reassign(self, request, pk=None):
+        data = _valid(s.ReassignSerializer, request)
+        therapist = data["therapist"]
+        return self._respond(workflow.reassign(actor=request.user, appointment_id=_int(pk),
+                                               therapist_id=therapist and therapist.id, reason=data["reason"]))
+
+    @extend_schema(request=s.RescheduleSerializer, responses=s.AppointmentSerializer)
+    @action(detail=True, methods=["post"])
+    def reschedule(self, request, pk=None):
+        data = _valid(s.RescheduleSerializer, request)
+        return self._respond(workflow.reschedule(actor=request.user, appointment_id=_int(pk), **data))
 
     @extend_schema(request=s.AssignSerializer, responses=s.AppointmentSerializer)
     @action(detail=True, methods=["post"])
@@ -207,6 +232,20 @@ class EventFeedView(APIView):
         if len(events) == EVENTS_PAGE:
             next_url = request.build_absolute_uri(f"{request.path}?after={events[-1].id}")
         return Response({"results": results, "next": next_url})
+
+
+class DayBoardView(APIView):
+    """The operators' day board: every therapist's availability and appointments on
+    one business date, and the unassigned bookings (a fixed number of queries)."""
+
+    permission_classes = [IsOperator]
+
+    @extend_schema(parameters=[s.DayQuerySerializer], responses=s.DayBoardSerializer)
+    def get(self, request):
+        params = s.DayQuerySerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        day = params.validated_data.get("date") or timezone.localdate()
+        return Response(selectors.day_board(day))
 
 
 class EnableTherapistView(APIView):

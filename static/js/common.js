@@ -277,6 +277,7 @@ export const EVENT_LABELS = {
   rejection_accepted: 'Rejection accepted', rejection_denied: 'Rejection denied', started: 'Started',
   completed: 'Completed', cancelled: 'Cancelled', timed_out: 'Timed out',
   no_available_therapist: 'Cancelled: no therapist available',
+  reassigned: 'Reassigned', rescheduled: 'Rescheduled', edited: 'Place or notes changed',
 };
 
 // A rejection's reason code, as the reject dialog offers it and the Reviews tab shows it.

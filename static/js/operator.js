@@ -25,15 +25,17 @@
 
 import { PAGE } from './common.js';
 import { startDashboardLive } from './dashboard.js';
+import { mountDisabledJobs } from './disabled_jobs.js';
 import all from './operator/all.js';
 import { detailsDialog } from './operator/dialogs.js';
 import notificationsTab, { notifications } from './operator/notifications.js';
 import reviews from './operator/reviews.js';
 import { onRender, page, scheduleRender, store, tabUrl, tabs } from './operator/shared.js';
+import day from './operator/day.js';
 import insights from './operator/insights.js';
 import timeouts from './operator/timeouts.js';
 
-const TABS = [reviews, timeouts, all, insights, notificationsTab];
+const TABS = [reviews, timeouts, all, day, insights, notificationsTab];
 const DEFAULT_TAB = 'reviews';
 
 for (const tab of TABS) {
@@ -72,9 +74,14 @@ window.addEventListener('popstate', () => {
   switchTab(params.get('tab') || DEFAULT_TAB, { push: false });
 });
 
+// Parts of the page outside any one tab (the disabled therapists' open jobs) follow the live events too.
+const liveListeners = new Set();
+mountDisabledJobs(document.getElementById('disabled-jobs'), { subscribe: (listener) => liveListeners.add(listener) });
+
 function onEvent(event) {
   if (store.apply(event.appointment, { eventId: event.id })) scheduleRender();
   for (const tab of TABS) if (tab.onEvent) tab.onEvent(event);
+  liveListeners.forEach((listener) => listener(event));
 }
 
 const params = new URLSearchParams(window.location.search);

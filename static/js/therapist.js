@@ -9,6 +9,7 @@ import {
 } from './common.js';
 import { batchedRender, fact, startDashboardLive } from './dashboard.js';
 import { mountMyNumbers } from './my_numbers.js';
+import { mountWeek } from './week.js'; // "My week"
 
 const $ = (id) => document.getElementById(id);
 const ME = PAGE.user.id;
@@ -27,6 +28,7 @@ const store = new AppointmentStore();
 const notifications = new Notifications($('notifications-panel'), {
   link: { href: (id) => `#appointment-${id}`, open: (id) => showAppointment(id) },
 });
+const week = mountWeek($('week'));
 const state = {
   loaded: false, historyPage: 0, historyNext: false, slots: [], fresh: new Set(), alerted: new Set(), phases: new Map(),
 };
@@ -93,6 +95,7 @@ function render() {
   }
   document.querySelectorAll('[data-count="waiting"]').forEach((node) => { node.textContent = String(waiting.length); });
   show($('history-more'), state.historyNext);
+  week.render(all);
   document.title = waiting.length
     ? `(${waiting.length}) My appointments · Royal Care Scheduling` : 'My appointments · Royal Care Scheduling';
 }
@@ -470,7 +473,8 @@ const liveListeners = new Set(); // the therapist's own numbers follow the live 
 
 function onEvent({ id, kind, appointment }) {
   liveListeners.forEach((listener) => listener({ id, kind, appointment }));
-  const assignedToMe = id > RENDERED_AFTER && (kind === 'assigned' || kind === 'rejection_denied')
+  const assignedToMe = id > RENDERED_AFTER
+    && ['assigned', 'rejection_denied', 'reassigned', 'rescheduled'].includes(kind)
     && appointment.status === 'pending' && appointment.client && appointment.therapist
     && appointment.therapist.id === ME;
   if (assignedToMe) {

@@ -261,7 +261,20 @@ CASES: list[Case] = [
     Case("delete-appointment", "DELETE", lambda w: f"{APPOINTMENTS}{w.pending.pk}/", status=405,
          code="method_not_allowed"),
     Case("patch-appointment", "PATCH", lambda w: f"{APPOINTMENTS}{w.pending.pk}/", {"status": "completed"},
-         status=405, code="method_not_allowed"),
+         code="invalid", field="status"),
+    Case("patch-appointment-blank-location", "PATCH", lambda w: f"{APPOINTMENTS}{w.pending.pk}/", {"location": " "},
+         code="invalid", field="location"),
+    Case("patch-appointment-as-therapist", "PATCH", lambda w: f"{APPOINTMENTS}{w.pending.pk}/", {"notes": "Mine"},
+         role="therapist_a", status=403, code="permission_denied"),
+    Case("reassign-without-reason", "POST", lambda w: f"{APPOINTMENTS}{w.pending.pk}/reassign/",
+         {"therapist": None}, code="invalid", field="reason"),
+    Case("reassign-to-a-word", "POST", lambda w: f"{APPOINTMENTS}{w.pending.pk}/reassign/",
+         {"therapist": "best", "reason": "Faster"}, code="invalid", field="therapist"),
+    Case("reschedule-naive", "POST", lambda w: f"{APPOINTMENTS}{w.confirmed.pk}/reschedule/",
+         {"starts_at": "2030-01-01T10:00:00"}, code="invalid", field="starts_at"),
+    Case("reschedule-past", "POST", lambda w: f"{APPOINTMENTS}{w.confirmed.pk}/reschedule/",
+         lambda w: {"starts_at": later(hours=-1)}, code="invalid", field="starts_at"),
+    Case("day-bad-date", "GET", "/api/scheduling/day/?date=2030-02-30", code="invalid", field="date"),
 ]
 
 

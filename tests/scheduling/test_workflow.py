@@ -234,11 +234,18 @@ def test_available_therapists_ranks_fewest_that_day_then_longest_idle(api, make_
     assert rows[1]["last_appointment_end"] == at(10).isoformat()
 
 
-@pytest.mark.parametrize("state", ["pending", "confirmed", "rejected", "cancelled"])
+@pytest.mark.parametrize("state", ["rejected", "cancelled"])
 def test_available_therapists_is_empty_when_assign_would_refuse_anyone(
         api, make_appointment, operator, therapist, therapist_b, state):
     appt = make_appointment(state, therapist)
     assert available_ids(api, operator, appt) == []
+
+
+@pytest.mark.parametrize("state", ["pending", "confirmed"])
+def test_available_therapists_of_a_held_appointment_are_whom_reassign_accepts(
+        api, make_appointment, operator, therapist, therapist_b, state):
+    appt = make_appointment(state, therapist)
+    assert available_ids(api, operator, appt) == [therapist_b.id]
 
 
 def test_available_therapists_is_empty_once_the_start_has_passed(api, make_appointment, operator, therapist):
