@@ -86,7 +86,7 @@ def test_reassign_to_another_therapist_makes_a_fresh_offer(api, make_appointment
     # The new therapist gets the offer; the previous one is told it is no longer theirs.
     assert notes_of(therapist_b, "assigned") == [
         f"New appointment #{appt.id} at {workflow._when(appt.starts_at)} (Swedish massage, 12 Mabini St, Makati), "
-        f"answer by {workflow._hhmm(appt.response_deadline)}."]
+        f"answer by {workflow._when(appt.response_deadline)}."]
     [told] = notes_of(therapist, "reassigned")
     assert f"#{appt.id}" in told and "no longer yours" in told and "Ana is stuck in traffic." in told
 
@@ -243,7 +243,7 @@ def test_reschedule_keeps_the_therapist_when_they_can_take_the_new_time(
     [told] = notes_of(therapist, "rescheduled")
     assert told == (f"Appointment #{appt.id} (Maria Lopez) was moved from {workflow._when(old_start)} to "
                     f"{workflow._when(new_start)}: Client is running late. Please accept the new time by "
-                    f"{workflow._hhmm(appt.response_deadline)}.")
+                    f"{workflow._when(appt.response_deadline)}.")
 
 
 def test_reschedule_drops_the_therapist_when_the_engine_says_no(api, make_appointment, operator, therapist,
