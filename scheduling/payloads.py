@@ -40,6 +40,20 @@ def latest_rejection(appointment: Appointment) -> AppointmentRejection | None:
     return appointment.rejections.order_by("-created_at", "-id").first()
 
 
+def offer_json(appointment: Appointment, tz=None) -> dict | None:
+    """The current offer to the assigned therapist and its receipts; null while unassigned."""
+    if appointment.therapist_id is None or not appointment.offer_number:
+        return None
+    return {
+        "number": appointment.offer_number,
+        "sent_at": _iso(appointment.offer_sent_at, tz),
+        "delivered_at": _iso(appointment.offer_delivered_at, tz),
+        "seen_at": _iso(appointment.offer_seen_at, tz),
+        "reminded_at": _iso(appointment.offer_reminded_at, tz),
+        "escalated_at": _iso(appointment.offer_escalated_at, tz),
+    }
+
+
 def appointment_json(appointment: Appointment, *, now: datetime | None = None) -> dict:
     now = now or timezone.now()
     tz = timezone.get_current_timezone()  # looked up once per payload, not per value
@@ -63,6 +77,7 @@ def appointment_json(appointment: Appointment, *, now: datetime | None = None) -
         "cancellation_reason": appointment.cancellation_reason or None,
         "cancellation_note": appointment.cancellation_note,
         "latest_rejection": rejection_json(latest_rejection(appointment), tz),
+        "offer": offer_json(appointment, tz),
         "created_at": _iso(appointment.created_at, tz),
         "updated_at": _iso(appointment.updated_at, tz),
     }
