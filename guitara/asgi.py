@@ -11,7 +11,10 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from notifications import push  # noqa: E402
 from notifications.routing import websocket_urlpatterns  # noqa: E402
+
+push.log_status()  # once at start: is Web Push on?
 
 application = ProtocolTypeRouter({
     "http": django_asgi_app,
