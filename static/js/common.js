@@ -215,6 +215,7 @@ export const EVENT_LABELS = {
   rejection_accepted: 'Rejection accepted', rejection_denied: 'Rejection denied', started: 'Started',
   completed: 'Completed', cancelled: 'Cancelled', timed_out: 'Timed out',
   no_available_therapist: 'Cancelled: no therapist available',
+  delivered: 'Offer delivered to the therapist', seen: 'Offer seen by the therapist',
 };
 
 export function statusBadge(status) {

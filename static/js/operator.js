@@ -8,6 +8,7 @@ import {
   toast, zonedIso,
 } from './common.js';
 import { startLive } from './live.js';
+import { receiptLine } from './receipts.js'; // reach: offer receipts on the cards
 
 const $ = (id) => document.getElementById(id);
 const TAB_TITLES = { reviews: 'Reviews', timeouts: 'Timeouts', all: 'All appointments', notifications: 'Notifications' };
@@ -158,6 +159,7 @@ function timeoutCard(a) {
   },
     cardHead(a, headingId),
     h('p', null, countdown(a), ' ', h('span', { class: 'muted small' }, `due ${formatTime(a.response_deadline)}`)),
+    receiptLine(a), // reach: sent · delivered · seen
     whenNode(a),
     h('dl', { class: 'facts' },
       fact('Therapist', a.therapist.name),
@@ -566,6 +568,7 @@ async function detailsDialog(id) {
         fact('Location', a.location),
         a.notes ? fact('Notes', a.notes) : null,
         a.response_deadline && a.status === 'pending' ? fact('Answer by', formatWhen(a.response_deadline)) : null,
+        a.offer ? fact(`Offer ${a.offer.number}`, receiptLine(a)) : null, // reach: sent · delivered · seen
         a.cancellation_reason ? fact('Cancelled', CANCELLATION_LABELS[a.cancellation_reason] || a.cancellation_reason,
           a.cancellation_note ? `: ${a.cancellation_note}` : '') : null,
         r ? fact('Last rejection', r.reason, r.review_decision ? ` (${r.review_decision === 'deny' ? 'denied' : 'accepted'}`

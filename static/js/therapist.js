@@ -7,6 +7,8 @@ import {
   formatTime, h, inputValue, openDialog, renderKeyed, setBusy, show, statusBadge, timeNode, toast, todayKey, zonedIso,
 } from './common.js';
 import { startLive } from './live.js';
+import { pushSupported } from './push.js'; // reach: Web Push and its button
+import { delivered, watchSeen } from './receipts.js'; // reach: offer receipts
 
 const $ = (id) => document.getElementById(id);
 const ME = PAGE.user.id;
@@ -306,7 +308,8 @@ function desktopAlert(a) {
 
 const alertsButton = $('enable-alerts');
 function updateAlertsButton() {
-  show(alertsButton, 'Notification' in window && Notification.permission === 'default');
+  // reach: where Web Push works, push.js's "Turn on notifications" replaces this button.
+  show(alertsButton, !pushSupported() && 'Notification' in window && Notification.permission === 'default');
 }
 alertsButton.addEventListener('click', async () => {
   unlockAudio();
@@ -369,6 +372,7 @@ function onEvent({ id, kind, appointment }) {
   if (assignedToMe) {
     state.fresh.add(appointment.id);
     alertNew(appointment);
+    delivered(appointment); // reach: the offer reached this page
   }
   applyAndRender(appointment, { eventId: id });
   if (assignedToMe) scheduleRender();
@@ -379,6 +383,7 @@ $('slot-start').min = inputValue(Date.now());
 $('slot-end').min = inputValue(Date.now());
 loadAppointments();
 loadSlots();
+watchSeen($('waiting-list'), (id) => store.get(id), (snapshot) => applyAndRender(snapshot)); // reach: "seen" receipts
 setInterval(scheduleRender, 60000);
 startLive({
   onEvent,
