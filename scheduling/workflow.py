@@ -892,4 +892,4 @@ def receipt(*, actor: User, appointment_id: int, kind: str, offer: int | None = 
         _save(appt, now, *fields)
         outbox.event(appt, kind, actor=actor, from_status=Status.PENDING, offer=appt.offer_number)
 
-    return _run(appointment_id, actor, body)
+    return _run(appointment_id, actor, body, late_code="deadline_passed")
