@@ -52,6 +52,7 @@ def calendar_url(request, user: User) -> str | None:
 
 class AccountSerializer(serializers.ModelSerializer):
     name = serializers.CharField(source="display_name", read_only=True)
+    email = serializers.CharField(read_only=True, help_text="Empty when none is set.")
     calendar_url = serializers.SerializerMethodField(
         help_text="A therapist's secret calendar feed address (iCalendar); null until they create one.")
 
@@ -63,6 +64,17 @@ class AccountSerializer(serializers.ModelSerializer):
 
     def get_calendar_url(self, user) -> str | None:
         return calendar_url(self.context["request"], user) if user.is_therapist else None
+
+
+class TherapistSerializer(AccountSerializer):
+    """A therapist as operators see them: whether they have a calendar feed, never its address."""
+
+    calendar_url = None
+    has_calendar_feed = serializers.BooleanField(read_only=True)
+
+    class Meta(AccountSerializer.Meta):
+        fields = [f for f in AccountSerializer.Meta.fields if f != "calendar_url"] + ["has_calendar_feed"]
+        read_only_fields = fields
 
 
 class TherapistCreateSerializer(serializers.ModelSerializer):
@@ -188,10 +200,14 @@ class TherapistListCreateView(ListCreateAPIView):
             qs = qs.filter(is_active=active == "true")
         return qs.order_by("first_name", "last_name", "id")
 
-    @extend_schema(responses=AccountSerializer(many=True))
+    @extend_schema(responses=TherapistSerializer(many=True))
     def get(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([therapist_json(u) for u in page])
+
+    @extend_schema(request=TherapistCreateSerializer, responses={201: TherapistSerializer})
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
 
     def create(self, request, *args, **kwargs):
         response = super().create(request, *args, **kwargs)

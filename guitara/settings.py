@@ -359,4 +359,7 @@ def env_minutes_or_off(name: str, default: int) -> int | None:
 # The sweep reminds the therapist by email, then tells every operator, while an offer is unseen.
 REMIND_AFTER_MINUTES = env_minutes_or_off("REMIND_AFTER_MINUTES", 10)
 ESCALATE_AFTER_MINUTES = env_minutes_or_off("ESCALATE_AFTER_MINUTES", 20)
+# The receipt kinds and the event kinds are both fields named "kind" in the schema.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ReceiptKindEnum"] = [("delivered", "delivered"), ("seen", "seen")]
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["EventKindEnum"] = "scheduling.models.AppointmentEvent.Kind"
 # === End of reaching the therapist block ===============================================

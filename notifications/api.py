@@ -4,7 +4,7 @@ import binascii
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.exceptions import NotFound
 from rest_framework.generics import get_object_or_404
@@ -127,11 +127,25 @@ class PushKeysSerializer(serializers.Serializer):
         return value
 
 
+@extend_schema_field(PushKeysSerializer)
+class PushKeysField(serializers.Field):
+    """The keys object, its errors given as sentences on `keys` (error lists stay flat)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, dict):
+            raise serializers.ValidationError("Must be an object with p256dh and auth.")
+        keys = PushKeysSerializer(data=data)
+        if not keys.is_valid():
+            raise serializers.ValidationError(
+                [f"{name}: {' '.join(str(m) for m in messages)}" for name, messages in keys.errors.items()])
+        return keys.validated_data
+
+
 class PushSubscriptionSerializer(serializers.Serializer):
     """What the browser's PushSubscription.toJSON() gives (expirationTime is ignored)."""
 
     endpoint = serializers.CharField(max_length=2000)
-    keys = PushKeysSerializer()
+    keys = PushKeysField()
 
     def validate_endpoint(self, value):
         try:

@@ -303,7 +303,8 @@ def test_a_subscription_without_usable_keys_is_400(api, therapist, keys, field):
         good["keys"] = keys
     response = api(therapist).post(SUBSCRIPTIONS, good, format="json")
     assert response.status_code == 400
-    assert field in response.json()["errors"]["keys"]
+    [message] = response.json()["errors"]["keys"]
+    assert message.startswith(f"{field}: ")
     assert not PushSubscription.objects.exists()
 
 
