@@ -91,36 +91,33 @@ async function turnOn(event) {
 }
 
 // --- Opening the appointment a notification was tapped for ---------------------------
+// The card is scrolled to and its heading focused; while it is redrawn by the live
+// updates that follow (its own "seen" receipt, say), the focus follows it.
 
-function highlight(card) {
-  card.scrollIntoView({ block: 'center' });
-  const heading = card.querySelector('h3');
-  if (heading) {
-    heading.setAttribute('tabindex', '-1');
-    heading.focus({ preventScroll: true });
+const opening = { id: null, until: 0, scrolled: false };
+
+function focusOpened() {
+  if (!opening.id || Date.now() > opening.until) return;
+  const card = document.querySelector(`#main [data-appointment-id="${opening.id}"]`);
+  const heading = card && card.querySelector('h3');
+  if (!heading) return;
+  const active = document.activeElement;
+  if (opening.scrolled && active && active !== document.body && active !== heading) return; // moved on
+  if (!opening.scrolled) {
+    card.scrollIntoView({ block: 'center' });
+    opening.scrolled = true;
   }
+  heading.setAttribute('tabindex', '-1');
+  if (active !== heading) heading.focus({ preventScroll: true });
 }
 
 export function openAppointment(id) {
-  if (!id) return;
-  const find = () => document.querySelector(`#main [data-appointment-id="${Number(id)}"]`);
-  const card = find();
-  if (card) {
-    highlight(card);
-    return;
-  }
-  // Not drawn yet (the lists load after the page): wait for it a little while.
-  const main = document.getElementById('main');
-  const observer = new MutationObserver(() => {
-    const found = find();
-    if (found) {
-      observer.disconnect();
-      highlight(found);
-    }
-  });
-  observer.observe(main, { childList: true, subtree: true });
-  setTimeout(() => observer.disconnect(), 15000);
+  if (!Number(id)) return;
+  Object.assign(opening, { id: Number(id), until: Date.now() + 15000, scrolled: false });
+  focusOpened();
 }
+
+new MutationObserver(focusOpened).observe(document.getElementById('main'), { childList: true, subtree: true });
 
 async function start() {
   openAppointment(new URLSearchParams(window.location.search).get('appointment'));
