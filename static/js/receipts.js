@@ -10,17 +10,28 @@ import { api, dayKey, formatTime, formatWhen, h, todayKey } from './common.js';
 
 const posted = new Set();
 let onUpdate = () => {};
+// One receipt at a time, in the order they happened: "delivered" is stored before
+// "seen" when both come at once (an offer arriving in a tab someone is looking at).
+let queue = Promise.resolve();
+
+/** Still waiting for an answer? Past its deadline an offer gets no receipts: a
+ * write on it would time it out (the sweep does that within the minute anyway). */
+function open(appointment) {
+  if (appointment.status !== 'pending') return false;
+  if (appointment._deadlineAt) return appointment._deadlineAt > Date.now();
+  return (appointment.seconds_to_deadline ?? 0) > 0;
+}
 
 function post(appointment, kind) {
   const offer = appointment && appointment.offer;
-  if (!offer || appointment.status !== 'pending') return;
+  if (!offer || !open(appointment)) return;
   if (offer.seen_at || (kind === 'delivered' && offer.delivered_at)) return;
   const key = `${appointment.id}:${offer.number}:${kind}`;
   if (posted.has(key)) return;
   posted.add(key);
-  api(`/api/scheduling/appointments/${appointment.id}/receipt/`, {
+  queue = queue.then(() => api(`/api/scheduling/appointments/${appointment.id}/receipt/`, {
     method: 'POST', body: { kind, offer: offer.number },
-  }).then(onUpdate).catch((err) => {
+  })).then(onUpdate).catch((err) => {
     // Try again later only when the server was not reached; a refusal is final
     // (the offer is over, answered or timed out).
     if (err.code === 'network') posted.delete(key);
