@@ -482,7 +482,8 @@ def review_rejection(*, actor: User, appointment_id: int, decision: str, note: s
                           f"Your rejection of #{appt.id} ({_when(appt.starts_at)}) was denied"
                           + (f": {_sentence(note)}" if note else ".")
                           + f" Please answer by {_hhmm(appt.response_deadline)}.")
-            _push_offer(appt, now, title=f"Your rejection of #{appt.id} was denied: answer by "  # the same offer
+            # The same offer goes on (no new number, same receipts), pushed with its new answer-by time.
+            _push_offer(appt, now, title=f"Your rejection of #{appt.id} was denied: answer by "
                         f"{timefmt.clock(appt.response_deadline)}")
             return
         appt.therapist = None
