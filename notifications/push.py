@@ -199,7 +199,8 @@ def send_on_commit(user_id: int, message: dict, *, ttl: int, topic: str = "") ->
     a device that is offline (after that it is useless); `topic`: a newer
     message with the same topic replaces an undelivered older one."""
     if enabled():
-        transaction.on_commit(lambda: send(user_id, message, ttl=ttl, topic=topic))
+        # robust: a failure here is logged; the committed request must not fail over a push.
+        transaction.on_commit(lambda: send(user_id, message, ttl=ttl, topic=topic), robust=True)
 
 
 def send(user_id: int, message: dict, *, ttl: int, topic: str = "") -> list[Future]:
