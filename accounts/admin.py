@@ -48,15 +48,15 @@ class AccountStatusChangeInline(ReadOnlyAdminMixin, admin.TabularInline):
 
 @admin.register(User)
 class UserAdmin(DjangoUserAdmin):
-    list_display = ("username", "full_name", "role", "phone", "is_active", "disabled_at", "is_staff",
-                    "last_login")
+    list_display = ("username", "full_name", "role", "phone", "email", "is_active", "disabled_at",
+                    "has_calendar_feed", "is_staff", "last_login")
     list_filter = ("role", "is_active", "is_staff", "is_superuser")
     search_fields = ("username", "first_name", "last_name", "phone", "email")
     ordering = ("role", "first_name", "last_name", "username")
     fieldsets = (
         (None, {"fields": ("username", "password")}),
         ("Personal info", {"fields": ("first_name", "last_name", "email", "phone")}),
-        ("Royal Care", {"fields": ("role", "is_active", "disabled_at", "disabled_reason")}),
+        ("Royal Care", {"fields": ("role", "is_active", "disabled_at", "disabled_reason", "has_calendar_feed")}),
         ("Django admin", {
             "classes": ("collapse",),
             "fields": ("is_staff", "is_superuser", "groups", "user_permissions"),
@@ -76,8 +76,13 @@ class UserAdmin(DjangoUserAdmin):
     def full_name(self, user: User) -> str:
         return user.get_full_name()
 
+    @admin.display(description="calendar feed", boolean=True)
+    def has_calendar_feed(self, user: User) -> bool:
+        # Whether the therapist made one; its secret address is theirs alone.
+        return user.has_calendar_feed
+
     def get_readonly_fields(self, request: HttpRequest, obj: User | None = None):
-        readonly = ["disabled_at", "disabled_reason", "last_login", "date_joined"]
+        readonly = ["disabled_at", "disabled_reason", "last_login", "date_joined", "has_calendar_feed"]
         if obj is not None and obj.is_therapist:
             # Disabling is the deadline rule's job and re-enabling the workflow's
             # (the action below), so the history always says who and why.

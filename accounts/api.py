@@ -5,6 +5,7 @@ import logging
 from django.contrib.auth import authenticate
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError as DjangoValidationError
+from django.urls import reverse
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.authtoken.models import Token
@@ -19,7 +20,7 @@ from .authentication import AccountDisabled
 from .fields import StrictCharField, StrictRegexField
 from .forms import SignInGuard
 from .models import User
-from .permissions import IsOperator, IsStaffMember
+from .permissions import IsOperator, IsStaffMember, IsTherapist
 from .validators import no_control_characters
 
 logger = logging.getLogger(__name__)
@@ -33,20 +34,47 @@ def therapist_json(user: User) -> dict:
         "first_name": user.first_name,
         "last_name": user.last_name,
         "phone": user.phone,
+        "email": user.email,
         "role": user.role,
         "is_active": user.is_active,
         "disabled_at": user.disabled_at.isoformat() if user.disabled_at else None,
         "disabled_reason": user.disabled_reason,
+        # Whether the therapist set up a calendar feed; never its address.
+        "has_calendar_feed": user.has_calendar_feed,
     }
+
+
+def calendar_url(request, user: User) -> str | None:
+    """The therapist's secret calendar feed address (routed by guitara/urls.py)."""
+    if not user.calendar_secret:
+        return None
+    return request.build_absolute_uri(reverse("calendar-feed", kwargs={"secret": user.calendar_secret}))
 
 
 class AccountSerializer(serializers.ModelSerializer):
     name = serializers.CharField(source="display_name", read_only=True)
+    email = serializers.CharField(read_only=True, help_text="Empty when none is set.")
+    calendar_url = serializers.SerializerMethodField(
+        help_text="A therapist's secret calendar feed address (iCalendar); null until they create one.")
 
     class Meta:
         model = User
-        fields = ["id", "username", "name", "first_name", "last_name", "phone", "role", "is_active",
-                  "disabled_at", "disabled_reason"]
+        fields = ["id", "username", "name", "first_name", "last_name", "phone", "email", "role", "is_active",
+                  "disabled_at", "disabled_reason", "calendar_url"]
+        read_only_fields = fields
+
+    def get_calendar_url(self, user) -> str | None:
+        return calendar_url(self.context["request"], user) if user.is_therapist else None
+
+
+class TherapistSerializer(AccountSerializer):
+    """A therapist as operators see them: whether they have a calendar feed, never its address."""
+
+    calendar_url = None
+    has_calendar_feed = serializers.BooleanField(read_only=True)
+
+    class Meta(AccountSerializer.Meta):
+        fields = [f for f in AccountSerializer.Meta.fields if f != "calendar_url"] + ["has_calendar_feed"]
         read_only_fields = fields
 
 
@@ -55,10 +83,12 @@ class TherapistCreateSerializer(serializers.ModelSerializer):
     first_name = StrictCharField(max_length=150, validators=[no_control_characters])
     last_name = StrictCharField(max_length=150, validators=[no_control_characters])
     phone = StrictRegexField(r"^\+?[0-9 ()\-]{5,32}$", max_length=32, required=False, allow_blank=True)
+    email = serializers.EmailField(max_length=254, required=False, allow_blank=True,
+                                   help_text="Where the reminder of an unseen offer is sent.")
 
     class Meta:
         model = User
-        fields = ["id", "username", "password", "first_name", "last_name", "phone"]
+        fields = ["id", "username", "password", "first_name", "last_name", "phone", "email"]
 
     def validate(self, attrs):
         try:
@@ -145,7 +175,19 @@ class MeView(APIView):
 
     @extend_schema(responses=AccountSerializer)
     def get(self, request):
-        return Response(AccountSerializer(request.user).data)
+        return Response(AccountSerializer(request.user, context={"request": request}).data)
+
+
+class CalendarRotateView(APIView):
+    """A new secret calendar feed address for the calling therapist (the first one,
+    or a replacement: the old address answers 404 at once)."""
+
+    permission_classes = [IsTherapist]
+
+    @extend_schema(request=None, responses=inline_serializer("CalendarUrl", {"calendar_url": serializers.URLField()}))
+    def post(self, request):
+        request.user.rotate_calendar_secret()
+        return Response({"calendar_url": calendar_url(request, request.user)})
 
 
 class TherapistListCreateView(ListCreateAPIView):
@@ -159,10 +201,14 @@ class TherapistListCreateView(ListCreateAPIView):
             qs = qs.filter(is_active=active == "true")
         return qs.order_by("first_name", "last_name", "id")
 
-    @extend_schema(responses=AccountSerializer(many=True))
+    @extend_schema(responses=TherapistSerializer(many=True))
     def get(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())
         return self.get_paginated_response([therapist_json(u) for u in page])
+
+    @extend_schema(request=TherapistCreateSerializer, responses={201: TherapistSerializer})
+    def post(self, request, *args, **kwargs):
+        return super().post(request, *args, **kwargs)
 
     def create(self, request, *args, **kwargs):
         response = super().create(request, *args, **kwargs)

@@ -1,3 +1,5 @@
+import secrets
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractUser
 from django.db import models
@@ -21,6 +23,9 @@ class User(AbstractUser):
     phone = models.CharField(max_length=32, blank=True)
     disabled_at = models.DateTimeField(null=True, blank=True)
     disabled_reason = models.CharField(max_length=500, blank=True)
+    # The secret part of the therapist's calendar feed address (/calendar/<secret>.ics);
+    # empty until they ask for one, replaced when they rotate it.
+    calendar_secret = models.CharField(max_length=64, null=True, blank=True, unique=True, editable=False)
 
     objects = UserManager()
 
@@ -41,6 +46,16 @@ class User(AbstractUser):
     @property
     def is_therapist(self) -> bool:
         return self.role == self.Role.THERAPIST
+
+    @property
+    def has_calendar_feed(self) -> bool:
+        return bool(self.calendar_secret)
+
+    def rotate_calendar_secret(self) -> str:
+        """A new calendar feed address; the old one stops answering at once."""
+        self.calendar_secret = secrets.token_urlsafe(32)
+        self.save(update_fields=["calendar_secret"])
+        return self.calendar_secret
 
 
 class AccountStatusChange(models.Model):

@@ -12,8 +12,11 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 from django.conf import settings  # noqa: E402
 
+from notifications import push  # noqa: E402
 from notifications.routing import websocket_urlpatterns  # noqa: E402
 from scheduling.embedded_sweep import EmbeddedSweep  # noqa: E402
+
+push.log_status()  # once at start: is Web Push on?
 
 application = ProtocolTypeRouter({
     "http": django_asgi_app,

@@ -328,3 +328,65 @@ LOGGING = {
         "daphne": {"level": "WARNING"},
     },
 }
+
+# --- Reaching the therapist: Web Push, email, receipts ------------------------------
+# Web Push with VAPID keys (`python manage.py generate_vapid_keys` prints both lines
+# for .env; `make run` adds them when .env has none). Without keys push is off and
+# the server says so once at start (notifications.push.log_status).
+VAPID_PUBLIC_KEY = env.str("VAPID_PUBLIC_KEY", default="").strip()
+VAPID_PRIVATE_KEY = env.str("VAPID_PRIVATE_KEY", default="").strip()
+if bool(VAPID_PUBLIC_KEY) != bool(VAPID_PRIVATE_KEY):
+    raise ImproperlyConfigured("Set both VAPID_PUBLIC_KEY and VAPID_PRIVATE_KEY, or neither (push off).")
+if VAPID_PUBLIC_KEY:
+    import base64
+    import binascii
+
+    def _b64url_length(value: str) -> int:
+        try:
+            return len(base64.urlsafe_b64decode(value + "=" * (-len(value) % 4)))
+        except (binascii.Error, ValueError):
+            return -1
+
+    if _b64url_length(VAPID_PUBLIC_KEY) != 65 or _b64url_length(VAPID_PRIVATE_KEY) != 32:
+        raise ImproperlyConfigured("VAPID_PUBLIC_KEY / VAPID_PRIVATE_KEY are not a P-256 key pair in base64url "
+                                   "(run `python manage.py generate_vapid_keys`).")
+# Who push services contact about our messages: a mailto: or https: URL.
+VAPID_SUBJECT = env.str("VAPID_SUBJECT", default="mailto:admin@localhost")
+if not VAPID_SUBJECT.startswith(("mailto:", "https://")):
+    raise ImproperlyConfigured(f"VAPID_SUBJECT must be a mailto: or https: URL, got {VAPID_SUBJECT!r}")
+# Off: a push endpoint must be https on a public host, so a subscription cannot make
+# the server call into its own network. Tests turn it on to play the push service.
+PUSH_ALLOW_INSECURE = env.bool("PUSH_ALLOW_INSECURE", default=False)
+# Pushes go out on a small pool of background threads, never on the request path.
+PUSH_WORKERS = env_int("PUSH_WORKERS", 4, minimum=1)
+PUSH_TIMEOUT_SECONDS = env_float("PUSH_TIMEOUT_SECONDS", 10.0, minimum=0.1)
+# At most this many devices per account (the oldest subscription gives way).
+PUSH_MAX_SUBSCRIPTIONS = env_int("PUSH_MAX_SUBSCRIPTIONS", 10, minimum=1)
+
+# Email (the reminder of an unseen offer). EMAIL_URL as django-environ reads it,
+# e.g. smtp+tls://user:password@mail.example.com:587; the console backend when unset.
+vars().update({key: value for key, value in env.email_url("EMAIL_URL", default="consolemail://").items()
+               if value is not None})
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Royal Care <noreply@localhost>")
+# Absolute links in emails and push messages; the first CSRF_TRUSTED_ORIGINS entry when unset.
+SITE_URL = env.str("SITE_URL", default=(CSRF_TRUSTED_ORIGINS[0] if CSRF_TRUSTED_ORIGINS
+                                        else "http://localhost:8000")).rstrip("/")
+
+
+def env_minutes_or_off(name: str, default: int) -> int | None:
+    """Minutes (0 = at the first sweep after the offer) or `off` (None)."""
+    raw = env.str(name, default=str(default)).strip().lower()
+    if raw == "off":
+        return None
+    if not raw.isdigit():
+        raise ImproperlyConfigured(f"{name} must be a number of minutes (0 or more) or 'off', got {raw!r}")
+    return int(raw)
+
+
+# The sweep reminds the therapist by email, then tells every operator, while an offer is unseen.
+REMIND_AFTER_MINUTES = env_minutes_or_off("REMIND_AFTER_MINUTES", 10)
+ESCALATE_AFTER_MINUTES = env_minutes_or_off("ESCALATE_AFTER_MINUTES", 20)
+# The receipt kinds and the event kinds are both fields named "kind" in the schema.
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["ReceiptKindEnum"] = [("delivered", "delivered"), ("seen", "seen")]
+SPECTACULAR_SETTINGS["ENUM_NAME_OVERRIDES"]["EventKindEnum"] = "scheduling.models.AppointmentEvent.Kind"

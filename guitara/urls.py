@@ -4,7 +4,9 @@ from drf_spectacular.renderers import OpenApiJsonRenderer, OpenApiYamlRenderer
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from accounts import views as account_views
+from notifications import views as notification_views
 from scheduling.api.views import EnableTherapistView
+from scheduling.feeds import calendar_feed
 
 
 class OpenApiPlainJsonRenderer(OpenApiJsonRenderer):
@@ -31,6 +33,11 @@ urlpatterns = [
     path("api/docs/", account_views.people_sign_in_first(SpectacularSwaggerView.as_view(url_name="api-schema")),
          name="api-docs"),
     path("favicon.ico", account_views.favicon, name="favicon"),
+    # The installable therapist app, at the root so the service worker's scope is the whole site.
+    path("sw.js", notification_views.service_worker, name="service-worker"),
+    path("manifest.webmanifest", notification_views.web_manifest, name="web-manifest"),
+    # A therapist's calendar feed: no login, the address carries its own secret.
+    path("calendar/<str:secret>.ics", calendar_feed, name="calendar-feed"),
 ]
 
 handler403 = "accounts.views.forbidden"

@@ -6,7 +6,7 @@ scheduling."""
 from django.contrib import admin
 from django.http import HttpRequest
 
-from .models import Notification
+from .models import Notification, PushSubscription
 
 
 class ReadFilter(admin.SimpleListFilter):
@@ -50,3 +50,22 @@ class NotificationAdmin(admin.ModelAdmin):
     def short_message(self, notification: Notification) -> str:
         text = notification.message
         return text if len(text) <= 80 else text[:79] + "…"
+
+
+@admin.register(PushSubscription)
+class PushSubscriptionAdmin(admin.ModelAdmin):
+    """Devices that get Web Push messages. Made by the devices themselves; here they
+    can be looked at and removed (a lost phone), not created or edited."""
+
+    list_display = ("user", "service_host", "user_agent", "created_at")
+    list_filter = ("created_at",)
+    search_fields = ("user__username", "user__first_name", "user__last_name", "endpoint")
+    list_select_related = ("user",)
+    fields = ("user", "endpoint", "user_agent", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False

@@ -1,3 +1,5 @@
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.db import models
 
@@ -43,3 +45,28 @@ class Notification(models.Model):
     @property
     def is_read(self) -> bool:
         return self.read_at is not None
+
+
+class PushSubscription(models.Model):
+    """One device of one person that accepts Web Push messages (the browser's
+    PushSubscription). A person may have several; an endpoint belongs to one
+    person at a time (the last one to subscribe on that device)."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="push_subscriptions")
+    endpoint = models.CharField(max_length=2000, unique=True)
+    p256dh = models.CharField(max_length=200, help_text="The device's public key (base64url).")
+    auth = models.CharField(max_length=100, help_text="The device's auth secret (base64url).")
+    user_agent = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["user", "created_at"], name="push_subscription_user")]
+
+    def __str__(self) -> str:
+        return f"{self.user} on {self.service_host}"
+
+    @property
+    def service_host(self) -> str:
+        """The push service's host (the rest of the endpoint identifies the device)."""
+        return urlsplit(self.endpoint).hostname or "?"

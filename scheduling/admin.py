@@ -243,6 +243,10 @@ class AppointmentAdmin(admin.ModelAdmin):
             "status", "therapist", "assigned_at", "response_deadline", "responded_at", "started_at",
             "completed_at", "cancelled_at", "auto_cancelled_at", "cancellation_reason", "cancellation_note",
         )}),
+        ("Offer and receipts", {"fields": (
+            "offer_number", "offer_sent_at", "offer_delivered_at", "offer_seen_at", "offer_reminded_at",
+            "offer_escalated_at",
+        )}),
         ("Record", {"fields": ("created_by", "created_at", "updated_at")}),
     )
     inlines = (AppointmentRejectionInline, AppointmentEventInline)

@@ -141,6 +141,16 @@ class Appointment(models.Model):
     cancellation_reason = models.CharField(max_length=32, choices=CancellationReason.choices, blank=True)
     cancellation_note = models.CharField(max_length=500, blank=True)
 
+    # The current offer to the therapist (see workflow._open_offer): each time the
+    # appointment is put to a therapist with a fresh deadline the number goes up
+    # and the receipts start again; a denied rejection continues the same offer.
+    offer_number = models.PositiveIntegerField(default=0)
+    offer_sent_at = models.DateTimeField(null=True, blank=True)
+    offer_delivered_at = models.DateTimeField(null=True, blank=True)
+    offer_seen_at = models.DateTimeField(null=True, blank=True)
+    offer_reminded_at = models.DateTimeField(null=True, blank=True)
+    offer_escalated_at = models.DateTimeField(null=True, blank=True)
+
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -163,6 +173,18 @@ class Appointment(models.Model):
             models.Index(
                 fields=["starts_at"], name="appt_pending_unassigned",
                 condition=Q(status="pending", therapist__isnull=True),
+            ),
+            # The sweep's reminder and escalation look-ups (scheduling.reach): only
+            # unseen offers still waiting for their reminder / escalation are in them.
+            models.Index(
+                fields=["offer_sent_at"], name="appt_offer_to_remind",
+                condition=Q(status="pending", therapist__isnull=False, offer_seen_at__isnull=True,
+                            offer_reminded_at__isnull=True),
+            ),
+            models.Index(
+                fields=["offer_sent_at"], name="appt_offer_to_escalate",
+                condition=Q(status="pending", therapist__isnull=False, offer_seen_at__isnull=True,
+                            offer_escalated_at__isnull=True),
             ),
         ]
         constraints = [
@@ -276,6 +298,9 @@ class AppointmentEvent(models.Model):
         REASSIGNED = "reassigned", "Reassigned"
         RESCHEDULED = "rescheduled", "Rescheduled"
         EDITED = "edited", "Edited"
+        # Receipts of the current offer: no status change.
+        DELIVERED = "delivered", "Delivered to the therapist"
+        SEEN = "seen", "Seen by the therapist"
 
     appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -36,6 +36,20 @@ def rejection_json(rejection: AppointmentRejection | None, tz=None) -> dict | No
     }
 
 
+def offer_json(appointment: Appointment, tz=None) -> dict | None:
+    """The current offer to the assigned therapist and its receipts; null while unassigned."""
+    if appointment.therapist_id is None or not appointment.offer_number:
+        return None
+    return {
+        "number": appointment.offer_number,
+        "sent_at": _iso(appointment.offer_sent_at, tz),
+        "delivered_at": _iso(appointment.offer_delivered_at, tz),
+        "seen_at": _iso(appointment.offer_seen_at, tz),
+        "reminded_at": _iso(appointment.offer_reminded_at, tz),
+        "escalated_at": _iso(appointment.offer_escalated_at, tz),
+    }
+
+
 def appointment_json(appointment: Appointment, *, now: datetime | None = None) -> dict:
     """Needs the appointment's client, service, therapist and latest rejection loaded
     (`select_related` and `with_latest_rejection()`)."""
@@ -61,6 +75,7 @@ def appointment_json(appointment: Appointment, *, now: datetime | None = None) -
         "cancellation_reason": appointment.cancellation_reason or None,
         "cancellation_note": appointment.cancellation_note,
         "latest_rejection": rejection_json(appointment.latest_rejection, tz),
+        "offer": offer_json(appointment, tz),
         "created_at": _iso(appointment.created_at, tz),
         "updated_at": _iso(appointment.updated_at, tz),
     }

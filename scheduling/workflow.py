@@ -30,6 +30,7 @@ from django.utils import timezone
 
 from accounts import formatting
 from accounts.models import AccountStatusChange, User
+from notifications import push
 from notifications.models import Notification
 
 from . import availability
@@ -210,8 +211,7 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: Ou
         raise WorkflowError("invalid_transition",
                             f"Appointment #{appt.id} started at {_when(appt.starts_at)}; it can no longer be assigned.")
     therapist = _lock_free_therapist(appt, therapist_id)
-    _offer(appt, therapist, now)
-    _save(appt, now, "therapist", "assigned_at", "response_deadline")
+    _save(appt, now, *_offer(appt, therapist, now))
     outbox.event(appt, Kind.ASSIGNED, actor=actor, from_status=Status.PENDING,
                  response_deadline=appt.response_deadline.isoformat())
     outbox.notify(therapist.id, Say.ASSIGNED, appt, _offer_message(appt))
@@ -231,13 +231,16 @@ def _lock_free_therapist(appt: Appointment, therapist_id: int) -> User:
     return therapist
 
 
-def _offer(appt: Appointment, therapist: User, now: datetime) -> None:
+def _offer(appt: Appointment, therapist: User, now: datetime) -> tuple[str, ...]:
     """A fresh offer: `pending` with this therapist, answer due within the window
-    but never after the start."""
+    but never after the start, with the next offer number and its receipts
+    starting again, pushed to the therapist's devices after the commit. Returns
+    the fields to save."""
     appt.status = Status.PENDING
     appt.therapist = therapist
     appt.assigned_at = now
     appt.response_deadline = min(now + response_window(), appt.starts_at)
+    return ("status", "therapist", "assigned_at", "response_deadline", *_open_offer(appt, now))
 
 
 def _offer_message(appt: Appointment) -> str:
@@ -339,6 +342,9 @@ def _deny_rejection(appt: Appointment, rejection: AppointmentRejection, actor: U
                   f"Your rejection of #{appt.id} ({_when(appt.starts_at)}) was denied"
                   + (f": {_sentence(note)}" if note else ".")
                   + f" Please answer by {_when(appt.response_deadline)}.")
+    # The same offer goes on (no new number, same receipts), pushed with its new answer-by time.
+    _push_offer(appt, now, title=f"Your rejection of #{appt.id} was denied: answer by "
+                f"{formatting.when(appt.response_deadline, now=now)}")
 
 
 def _accept_rejection(appt: Appointment, rejection: AppointmentRejection, actor: User, note: str,
@@ -454,8 +460,7 @@ def reassign(*, actor: User, appointment_id: int, therapist_id: int | None, reas
                          from_therapist=previous.id, to_therapist=None, reason=reason)
         else:
             therapist = _lock_free_therapist(appt, therapist_id)
-            _offer(appt, therapist, now)
-            _save(appt, now, "status", "therapist", "assigned_at", "response_deadline")
+            _save(appt, now, *_offer(appt, therapist, now))
             outbox.event(appt, Kind.REASSIGNED, actor=actor, from_status=from_status,
                          from_therapist=previous.id, to_therapist=therapist.id, reason=reason,
                          response_deadline=appt.response_deadline.isoformat())
@@ -497,10 +502,10 @@ def reschedule(*, actor: User, appointment_id: int, starts_at: datetime, reason:
             why = availability.verdict(appt, previous.id)
         kept = previous is not None and why is None
         if kept:
-            _offer(appt, previous, now)
+            _save(appt, now, "starts_at", "ends_at", *_offer(appt, previous, now))
         else:
             _to_queue(appt)
-        _save(appt, now, "starts_at", "ends_at", "status", "therapist", "assigned_at", "response_deadline")
+            _save(appt, now, "starts_at", "ends_at", "status", "therapist", "assigned_at", "response_deadline")
         extra = {"response_deadline": appt.response_deadline.isoformat()} if kept else {}
         outbox.event(appt, Kind.RESCHEDULED, actor=actor, from_status=from_status,
                      therapist_id=previous.id if previous else None,
@@ -802,15 +807,19 @@ class SweepCounts:
     timed_out: int = 0
     therapists_disabled: int = 0
     no_available_therapist: int = 0
+    reminded: int = 0
+    escalated: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"timed_out": self.timed_out, "therapists_disabled": self.therapists_disabled,
-                "no_available_therapist": self.no_available_therapist}
+                "no_available_therapist": self.no_available_therapist,
+                "reminded": self.reminded, "escalated": self.escalated}
 
 
 def sweep(*, batch_size: int = 500, dry_run: bool = False,
           report: Callable[[SweepAction], None] | None = None) -> SweepCounts:
-    """Run both rules over everything due, batch by batch, until nothing is left."""
+    """Run both rules over everything due, batch by batch, until nothing is left;
+    then remind and escalate the unseen offers (scheduling.reach)."""
     counts = SweepCounts()
 
     def handle(result: BatchResult) -> None:
@@ -833,6 +842,10 @@ def sweep(*, batch_size: int = 500, dry_run: bool = False,
             # another sweep, which will finish it).
             if result.claimed < batch_size:
                 break
+    # Then the offers nobody has seen: the reminder email and the operators' escalation.
+    from .reach import reach_unseen  # here, not at the top: reach builds on this module
+
+    counts.reminded, counts.escalated = reach_unseen(batch_size=batch_size, dry_run=dry_run, report=report)
     return counts
 
 # ---------------------------------------------------------------------------
@@ -888,3 +901,83 @@ def delete_availability(*, actor: User, availability_id: int) -> None:
             raise WorkflowError("slot_in_use", f"Appointment #{open_appt.id} at {_when(open_appt.starts_at)} "
                                 "lies in this slot; cancel or reassign it first.")
         slot.delete()
+
+
+# ---------------------------------------------------------------------------
+# Offers and their receipts: reaching the therapist (see scheduling.reach for
+# the reminder and the escalation the sweep runs).
+# ---------------------------------------------------------------------------
+
+OFFER_FIELDS = ("offer_number", "offer_sent_at", "offer_delivered_at", "offer_seen_at", "offer_reminded_at",
+                "offer_escalated_at")
+RECEIPT_FIELDS = {Kind.DELIVERED: "offer_delivered_at", Kind.SEEN: "offer_seen_at"}
+
+
+def _open_offer(appt: Appointment, now: datetime) -> tuple[str, ...]:
+    """A new offer of `appt` to the therapist just set on it (with its fresh
+    `response_deadline` already set): the next offer number, the receipts start
+    again, and each of the therapist's devices gets a Web Push after the commit.
+
+    Every way an appointment is put to a therapist with a fresh deadline calls
+    this (assign; reassign and automatic re-offer alike); a denied rejection
+    continues the same offer and does not. Returns the fields to save with the
+    caller's `_save`."""
+    appt.offer_number += 1
+    appt.offer_sent_at = now
+    appt.offer_delivered_at = appt.offer_seen_at = None
+    appt.offer_reminded_at = appt.offer_escalated_at = None
+    _push_offer(appt, now)
+    return OFFER_FIELDS
+
+
+def _push_offer(appt: Appointment, now: datetime, *, title: str = "") -> None:
+    """The push of the current offer: who, what, when and by when to answer; a tap
+    opens the appointment on the therapist page."""
+    deadline = appt.response_deadline
+    first_name = (appt.client.name.split() or ["A client"])[0]
+    push.send_on_commit(appt.therapist_id, {
+        "title": title or f"New appointment #{appt.id}: answer by {formatting.when(deadline, now=now)}",
+        "body": f"{first_name} · {appt.service.name} · {formatting.when(appt.starts_at, now=now)}",
+        "appointment": appt.id,
+        "offer": appt.offer_number,
+        "client": first_name,
+        "service": appt.service.name,
+        "starts_at": timezone.localtime(appt.starts_at).isoformat(),
+        "answer_by": timezone.localtime(deadline).isoformat(),
+        "url": f"/therapist/?appointment={appt.id}",
+        "tag": f"appointment-{appt.id}",
+    }, ttl=int((deadline - now).total_seconds()), topic=f"appointment-{appt.id}")
+
+
+def receipt(*, actor: User, appointment_id: int, kind: str, offer: int | None = None) -> Appointment:
+    """The therapist's device reports that the current offer reached it
+    (`delivered`) or is on screen in a visible tab (`seen`, which implies
+    delivered). Each is stored once per offer, with an event (no status change)
+    that the operators see live; a repeat changes nothing. With `offer`, a
+    receipt for an older offer than the current one is refused (409)."""
+    if kind not in RECEIPT_FIELDS:
+        raise WorkflowError("invalid", "Invalid input.", status_code=400,
+                            errors={"kind": ["Must be 'delivered' or 'seen'."]})
+
+    def body(appt: Appointment, outbox: Outbox) -> None:
+        if not actor.is_therapist:
+            raise WorkflowError("permission_denied", "Only the assigned therapist sends receipts.", status_code=403)
+        if appt.status != Status.PENDING or not appt.offer_number:
+            raise WorkflowError("invalid_transition", f"Appointment #{appt.id} is {appt.status.replace('_', ' ')}: "
+                                "it has no offer waiting for your answer.")
+        if offer is not None and offer != appt.offer_number:
+            raise WorkflowError("invalid_transition", f"Offer {offer} of appointment #{appt.id} is over; "
+                                f"offer {appt.offer_number} is the current one.")
+        field = RECEIPT_FIELDS[kind]
+        if getattr(appt, field) is not None:
+            return  # stored once per offer
+        now = outbox.now
+        setattr(appt, field, now)
+        fields = [field]
+        if kind == Kind.SEEN and appt.offer_delivered_at is None:
+            appt.offer_delivered_at = now  # on screen means it reached the device
+            fields.append("offer_delivered_at")
+        _save(appt, now, *fields)
+        outbox.event(appt, kind, actor=actor, from_status=Status.PENDING, offer=appt.offer_number)
+
+    return _run(appointment_id, actor, body, late_code="deadline_passed")

@@ -16,6 +16,14 @@ export DEBUG="${DEBUG:-1}"
 # channel layer only the server's own process reaches the open dashboards.
 export EMBEDDED_SWEEP_SECONDS="${EMBEDDED_SWEEP_SECONDS:-5}"
 
+if ! grep -q '^VAPID_PRIVATE_KEY=' .env; then
+  # Web Push keys, kept with the checkout: subscriptions made with one key pair
+  # stop working with another.
+  [ -z "$(tail -c1 .env)" ] || echo >> .env
+  $PY manage.py generate_vapid_keys >> .env
+  echo "Added VAPID keys for Web Push to .env"
+fi
+
 $PY manage.py migrate --noinput
 $PY manage.py seed_demo
 

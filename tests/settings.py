@@ -8,6 +8,12 @@ import secrets
 os.environ.setdefault("SECRET_KEY", secrets.token_urlsafe(50))
 # Each run gets its own channel-layer prefix on the shared Redis.
 os.environ.setdefault("CHANNEL_LAYER_PREFIX", "guitara-test-" + secrets.token_hex(4))
+# The sweep's reminder and escalation of unseen offers are off unless a test turns
+# them on (tests/scheduling/test_reach.py and the push/receipt tests do, through
+# `settings` or the environment of the subprocess they start): elsewhere they
+# would add lines to every sweep that runs near a deadline.
+os.environ.setdefault("REMIND_AFTER_MINUTES", "off")
+os.environ.setdefault("ESCALATE_AFTER_MINUTES", "off")
 
 from guitara.settings import *  # noqa: F403
 from guitara.settings import REST_FRAMEWORK

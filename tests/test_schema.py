@@ -30,11 +30,15 @@ DESIGN_API = {
     "/api/accounts/me/": {"get"},
     "/api/accounts/therapists/": {"get", "post"},
     "/api/accounts/therapists/{id}/enable/": {"post"},
+    "/api/scheduling/appointments/{id}/receipt/": {"post"},
+    "/api/notifications/push/key/": {"get"},
+    "/api/notifications/push/subscriptions/": {"post", "delete"},
+    "/api/accounts/me/calendar/rotate/": {"post"},
 }
 
 # Where a state can be wrong: the transitions, deleting a slot, enabling a therapist.
 CONFLICTS = {path for path in DESIGN_API if re.search(r"/(assign|accept|reject|review_rejection|start|complete|"
-                                                      r"cancel|enable|reassign|reschedule)/$", path)} | {
+                                                      r"cancel|enable|reassign|reschedule|receipt)/$", path)} | {
     "/api/scheduling/availability/{id}/", "/api/scheduling/appointments/", "/api/scheduling/appointments/{id}/"}
 
 

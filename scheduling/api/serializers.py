@@ -197,6 +197,12 @@ class CancelSerializer(serializers.Serializer):
     reason = text(500)
 
 
+class ReceiptSerializer(serializers.Serializer):
+    kind = serializers.ChoiceField(choices=["delivered", "seen"])
+    offer = serializers.IntegerField(required=False, min_value=1, max_value=2**31 - 1,
+                                     help_text="The offer number the device got; an older one than the current is 409.")
+
+
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -266,6 +272,15 @@ class RejectionOutSerializer(serializers.Serializer):
     reviewed_at = serializers.DateTimeField(allow_null=True)
 
 
+class OfferSerializer(serializers.Serializer):
+    number = serializers.IntegerField(help_text="1 for the first offer, +1 for each later one.")
+    sent_at = serializers.DateTimeField()
+    delivered_at = serializers.DateTimeField(allow_null=True, help_text="When it reached the therapist's device.")
+    seen_at = serializers.DateTimeField(allow_null=True, help_text="When it was on screen in a visible tab.")
+    reminded_at = serializers.DateTimeField(allow_null=True, help_text="When the reminder email went out.")
+    escalated_at = serializers.DateTimeField(allow_null=True, help_text="When the operators were told it is unseen.")
+
+
 class AppointmentSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     status = serializers.ChoiceField(choices=Appointment.Status.choices)
@@ -283,6 +298,7 @@ class AppointmentSerializer(serializers.Serializer):
     cancellation_reason = serializers.ChoiceField(choices=Appointment.CancellationReason.choices, allow_null=True)
     cancellation_note = serializers.CharField()
     latest_rejection = RejectionOutSerializer(allow_null=True)
+    offer = OfferSerializer(allow_null=True, help_text="The current offer to the therapist; null while unassigned.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -331,6 +347,8 @@ class SweepCountsSerializer(serializers.Serializer):
     timed_out = serializers.IntegerField()
     therapists_disabled = serializers.IntegerField()
     no_available_therapist = serializers.IntegerField()
+    reminded = serializers.IntegerField(help_text="Unseen offers whose therapist was emailed a reminder.")
+    escalated = serializers.IntegerField(help_text="Unseen offers the operators were told about.")
 
 
 class EnableSerializer(serializers.Serializer):

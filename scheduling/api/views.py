@@ -82,7 +82,7 @@ class AppointmentViewSet(viewsets.GenericViewSet):
         if self.action in ("create", "assign", "review_rejection", "cancel", "available_therapists",
                            "auto_cancel_overdue", "reassign", "reschedule", "partial_update"):
             return [IsOperator()]
-        if self.action in ("accept", "reject"):
+        if self.action in ("accept", "reject", "receipt"):
             return [IsTherapist()]
         return [IsStaffMember()]
 
@@ -196,6 +196,12 @@ class AppointmentViewSet(viewsets.GenericViewSet):
         data = _valid(s.CancelSerializer, request)
         return self._respond(workflow.cancel(actor=request.user, appointment_id=_int(pk),
                                              reason=data["reason"]))
+
+    @extend_schema(request=s.ReceiptSerializer, responses=s.AppointmentSerializer)
+    @action(detail=True, methods=["post"])
+    def receipt(self, request, pk=None):
+        data = _valid(s.ReceiptSerializer, request)
+        return self._respond(workflow.receipt(actor=request.user, appointment_id=_int(pk), **data))
 
     @extend_schema(request=None, responses=s.SweepCountsSerializer)
     @action(detail=False, methods=["post"])

@@ -278,6 +278,7 @@ export const EVENT_LABELS = {
   completed: 'Completed', cancelled: 'Cancelled', timed_out: 'Timed out',
   no_available_therapist: 'Cancelled: no therapist available',
   reassigned: 'Reassigned', rescheduled: 'Rescheduled', edited: 'Place or notes changed',
+  delivered: 'Offer delivered to the therapist', seen: 'Offer seen by the therapist',
 };
 
 // A rejection's reason code, as the reject dialog offers it and the Reviews tab shows it.

@@ -10,6 +10,8 @@ import {
 import { batchedRender, fact, startDashboardLive } from './dashboard.js';
 import { mountMyNumbers } from './my_numbers.js';
 import { mountWeek } from './week.js'; // "My week"
+import { pushSupported } from './push.js'; // Web Push and its button
+import { delivered, watchSeen } from './receipts.js'; // offer receipts
 
 const $ = (id) => document.getElementById(id);
 const ME = PAGE.user.id;
@@ -397,7 +399,8 @@ function desktopAlert(a) {
 
 const alertsButton = $('enable-alerts');
 function updateAlertsButton() {
-  show(alertsButton, 'Notification' in window && Notification.permission === 'default');
+  // Where Web Push works, push.js's "Turn on notifications" replaces this button.
+  show(alertsButton, !pushSupported() && 'Notification' in window && Notification.permission === 'default');
 }
 alertsButton.addEventListener('click', async () => {
   unlockAudio();
@@ -480,6 +483,7 @@ function onEvent({ id, kind, appointment }) {
   if (assignedToMe) {
     state.fresh.add(appointment.id);
     alertNew(appointment);
+    delivered(appointment); // the offer reached this page
   }
   applyAndRender(appointment, { eventId: id });
   if (assignedToMe) scheduleRender();
@@ -490,6 +494,7 @@ $('slot-start').min = inputValue(Date.now());
 $('slot-end').min = inputValue(Date.now());
 loadAppointments();
 loadSlots();
+watchSeen($('waiting-list'), (id) => store.get(id), (snapshot) => applyAndRender(snapshot)); // "seen" receipts
 mountMyNumbers($('my-numbers'), { subscribe: (listener) => liveListeners.add(listener) });
 setInterval(scheduleRender, 60000);
 startDashboardLive({ onEvent, notifications });

@@ -125,11 +125,15 @@ def test_book_assign_reject_deny_accept(open_page, operator, therapist, client_o
     row.get_by_role("button", name=re.compile("^Details")).click()
     details = olga.get_by_role("dialog", name=f"Appointment #{appointment.id}")
     history = details.locator(".history li")
-    expect(history).to_have_count(5)
+    expect(history).to_have_count(7)
     expect(history.nth(0)).to_contain_text("Booked")
-    expect(history.nth(2)).to_contain_text("Reason: Family emergency")
-    expect(history.nth(3)).to_contain_text("Rejection denied")
-    expect(history.nth(4)).to_contain_text("Accepted · ")
+    # Ana's page reported the offer arriving and on screen; the denied rejection
+    # continued that offer (no new receipts).
+    expect(history.nth(2)).to_contain_text("Offer delivered to the therapist")
+    expect(history.nth(3)).to_contain_text("Offer seen by the therapist")
+    expect(history.nth(4)).to_contain_text("Reason: Family emergency")
+    expect(history.nth(5)).to_contain_text("Rejection denied")
+    expect(history.nth(6)).to_contain_text("Accepted · ")
     details.get_by_role("button", name="Close").click()
     expect(details).to_be_hidden()
 

@@ -20,7 +20,7 @@ from django.utils import timezone
 from rest_framework.authtoken.models import Token
 
 from accounts.models import AccountStatusChange, User
-from notifications.models import Notification
+from notifications.models import Notification, PushSubscription
 from scheduling import workflow
 from scheduling.models import (
     Appointment,
@@ -38,7 +38,7 @@ PASSWORD = {"therapist_a": "pass-ana", "therapist_b": "pass-bea", "operator": "p
 
 # The tables whose rows a refused request must leave untouched.
 SNAPSHOT_MODELS = (Appointment, AppointmentEvent, Notification, AppointmentRejection, Availability, Client, Service,
-                   User, AccountStatusChange)
+                   User, AccountStatusChange, PushSubscription)
 
 
 @dataclass
@@ -71,6 +71,22 @@ class World:
     @property
     def dina(self) -> User:
         return self.users["disabled"]
+
+
+def device_keys() -> dict[str, str]:
+    """A browser's push subscription keys (base64url): a P-256 public key and an auth secret."""
+    import base64
+    import os
+
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+
+    def b64(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    public = ec.generate_private_key(ec.SECP256R1()).public_key().public_bytes(
+        serialization.Encoding.X962, serialization.PublicFormat.UncompressedPoint)
+    return {"p256dh": b64(public), "auth": b64(os.urandom(16))}
 
 
 def build_world() -> World:
@@ -110,12 +126,19 @@ def build_world() -> World:
                                             ends_at=now + timedelta(days=3, hours=2))
     Group.objects.create(name="Front desk")
     tokens = {role: Token.objects.create(user=user).key for role, user in users.items()}
+    # Reaching the therapist: a phone of therapist A's that gets Web Push, and her calendar feed.
+    device = device_keys()
+    PushSubscription.objects.create(user=ana, endpoint="https://93.184.215.14/push/ana-phone", created_at=now,
+                                    **device)
+    ana.rotate_calendar_secret()
     return World(
         users=users, tokens=tokens, service=service, client=client,
         pending=Appointment.objects.get(pk=pending.pk), confirmed=Appointment.objects.get(pk=confirmed.pk),
         in_progress=Appointment.objects.get(pk=in_progress.pk), rejected=Appointment.objects.get(pk=rejected.pk),
         unassigned=Appointment.objects.get(pk=unassigned.pk), free_slot=free_slot,
         notification=Notification.objects.filter(recipient=ana).order_by("id").first(),
+        extra={"push_endpoint": "https://93.184.215.14/push/ana-phone", "device": device,
+               "calendar_secret": ana.calendar_secret},
     )
 
 

@@ -89,6 +89,11 @@ def a_only(ok, operator=403) -> dict[str, Expect]:
     return per_role(DENY, ok, 404, operator, DENY, operator)
 
 
+def therapists(ok) -> dict[str, Expect]:
+    """Any active therapist; operators (and admins, who are operators) get 403."""
+    return per_role(DENY, ok, ok, 403, DENY, 403)
+
+
 def page_for(role: str) -> dict[str, Expect]:
     operator_ok = 200 if role == "operator" else 403
     therapist_ok = 200 if role == "therapist" else 403
@@ -203,12 +208,28 @@ TABLE: dict[tuple[str, str], Row] = {
     ("api-day", "GET"): Row(url("api-day"), operators(200), api=True),
     ("appointment-auto-cancel-overdue", "POST"): Row(url("appointment-auto-cancel-overdue"), operators(200),
                                                      api=True),
+    ("appointment-receipt", "POST"): Row(url("appointment-receipt", pk=lambda w: w.pending.pk), a_only(200),
+                                         api=True, body=lambda w, r: {"kind": "delivered"}),
+    ("api-me-calendar-rotate", "POST"): Row(url("api-me-calendar-rotate"), therapists(200), api=True),
     # --- notifications API ---
     ("api-notifications", "GET"): Row(url("api-notifications"), staff(200), api=True),
     ("api-notification-read", "POST"): Row(url("api-notification-read", pk=lambda w: w.notification.pk),
                                            a_only(200, operator=404), api=True,
                                            note="someone else's notification is 404, operator included"),
     ("api-notifications-read-all", "POST"): Row(url("api-notifications-read-all"), staff(200), api=True),
+    ("api-push-key", "GET"): Row(url("api-push-key"), therapists(200), api=True),
+    ("api-push-subscriptions", "POST"): Row(
+        url("api-push-subscriptions"), therapists(201), api=True,
+        body=lambda w, r: {"endpoint": "https://93.184.215.14/push/new-phone", "keys": w.extra["device"]},
+        note="a public https endpoint; each request is rolled back, so every therapist creates it"),
+    ("api-push-subscriptions", "DELETE"): Row(
+        lambda w: f"{reverse('api-push-subscriptions')}?endpoint={w.extra['push_endpoint']}",
+        per_role(DENY, 204, 404, 403, DENY, 403), api=True, note="only the owner removes a device"),
+    # --- the installable app and the calendar feed: no login ---
+    ("service-worker", "GET"): Row(url("service-worker"), everyone(200)),
+    ("web-manifest", "GET"): Row(url("web-manifest"), everyone(200)),
+    ("calendar-feed", "GET"): Row(lambda w: reverse("calendar-feed", kwargs={"secret": w.extra["calendar_secret"]}),
+                                  everyone(200), note="the address carries its own secret"),
     # --- schema and docs: a login of any (active) role ---
     ("api-schema", "GET"): Row(url("api-schema"), staff(200), api=True, defect=(
         "the schema view renders its 401/403 as YAML (application/vnd.oai.openapi), not JSON: route it as "
@@ -459,7 +480,8 @@ def error_body_problem(response) -> str | None:
 def test_anonymous_reaches_only_the_public_routes(world, private_cache):
     """The design's rule, stated once more from the anonymous side of the table:
     pages redirect to the login page, the API answers 401/403, and only these answer."""
-    public = {"healthz", "favicon", "login", "logout", "api-token", "admin:login", "admin:logout"}
+    public = {"healthz", "favicon", "login", "logout", "api-token", "admin:login", "admin:logout", "service-worker",
+              "web-manifest", "calendar-feed"}
     for route_key, method, _path, _row, expect in concrete_checks(world):
         cell = expect["anonymous"]
         if route_key in public:

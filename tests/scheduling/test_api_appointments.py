@@ -372,11 +372,13 @@ def test_run_sweep_now_answers_integer_counts(api, make_appointment, operator, t
     with time_machine.travel(overdue.response_deadline + timedelta(seconds=1), tick=False):
         response = api(operator).post(f"{APPTS}auto_cancel_overdue/")
     assert response.status_code == 200, response.content
-    assert response.json() == {"timed_out": 2, "therapists_disabled": 2, "no_available_therapist": 0}
+    assert response.json() == {"timed_out": 2, "therapists_disabled": 2, "no_available_therapist": 0,
+                               "reminded": 0, "escalated": 0}
     assert set(Appointment.objects.filter(pk__in=[overdue.pk, waiting.pk]).values_list("status", flat=True)) == {
         "cancelled"}
     again = api(operator).post(f"{APPTS}auto_cancel_overdue/")
-    assert again.json() == {"timed_out": 0, "therapists_disabled": 0, "no_available_therapist": 0}
+    assert again.json() == {"timed_out": 0, "therapists_disabled": 0, "no_available_therapist": 0,
+                            "reminded": 0, "escalated": 0}
 
 
 def test_reading_an_overdue_appointment_changes_nothing(api, make_appointment, operator, therapist):

@@ -446,7 +446,8 @@ def test_sweeping_a_thousand_overdue_appointments_costs_a_few_queries_per_batch(
     with django_assert_max_num_queries(2 * per_batch + 8):
         counts = workflow.sweep(batch_size=500)
 
-    assert counts.as_dict() == {"timed_out": 1000, "therapists_disabled": 8, "no_available_therapist": 0}
+    assert counts.as_dict() == {"timed_out": 1000, "therapists_disabled": 8, "no_available_therapist": 0,
+                                "reminded": 0, "escalated": 0}
     assert AppointmentEvent.objects.filter(kind="timed_out").count() == 1000
     # The therapists hear of each of theirs; each operator gets one digest per batch.
     assert Notification.objects.filter(recipient__role="therapist").count() == 1000
@@ -490,9 +491,11 @@ def test_sweep_endpoint_answers_integer_counts(api, operator, therapist, make_ap
     response = api(operator).post("/api/scheduling/appointments/auto_cancel_overdue/")
 
     assert response.status_code == 200
-    assert response.json() == {"timed_out": 1, "therapists_disabled": 1, "no_available_therapist": 1}
+    assert response.json() == {"timed_out": 1, "therapists_disabled": 1, "no_available_therapist": 1,
+                               "reminded": 0, "escalated": 0}
     again = api(operator).post("/api/scheduling/appointments/auto_cancel_overdue/")
-    assert again.json() == {"timed_out": 0, "therapists_disabled": 0, "no_available_therapist": 0}
+    assert again.json() == {"timed_out": 0, "therapists_disabled": 0, "no_available_therapist": 0,
+                            "reminded": 0, "escalated": 0}
 
 
 def test_sweep_endpoint_is_for_operators_only(api, therapist, make_appointment, therapist_b):

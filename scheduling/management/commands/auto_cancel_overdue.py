@@ -4,6 +4,9 @@
    deadline: cancel it (response_timeout), disable the therapist, notify.
 2. Cancel every unassigned pending booking nobody can take in time
    (no_available_therapist), notify the operators.
+3. Reach the therapists who have not seen an offer: a reminder email after
+   REMIND_AFTER_MINUTES, then an `unseen` notification to every operator after
+   ESCALATE_AFTER_MINUTES (scheduling.reach), each once per offer.
 Rows are claimed with select_for_update(skip_locked=True), so several hosts may
 run this at the same minute without processing anything twice.
 """
@@ -84,4 +87,7 @@ class Command(BaseCommand):
             summary = (f"{prefix} {total} appointment(s): {counts.timed_out} without a response "
                        f"({counts.therapists_disabled} therapist(s) disabled), "
                        f"{counts.no_available_therapist} with no available therapist; {elapsed:.2f}s.")
+        if counts.reminded or counts.escalated:
+            summary += (f" Unseen offers{' (would be)' if dry_run else ''}: {counts.reminded} reminded by email, "
+                        f"{counts.escalated} escalated to the operators.")
         self.stdout.write(summary)

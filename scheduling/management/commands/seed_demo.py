@@ -153,7 +153,7 @@ class DemoBuilder:
         for username, first, last, phone in OPERATORS:
             self._user(username, first, last, phone, User.Role.OPERATOR)
         for username, first, last, phone in THERAPISTS:
-            self._user(username, first, last, phone, User.Role.THERAPIST)
+            self._user(username, first, last, phone, User.Role.THERAPIST, email=f"{username}@royalcare.example")
         for name, minutes, price, qualified in SERVICES:
             service, _ = Service.objects.get_or_create(
                 name=name, defaults={"duration_minutes": minutes, "price": Decimal(price)},

@@ -8,6 +8,7 @@ import {
   statusBadge, timeNode, toast,
 } from '../common.js';
 import { fact } from '../dashboard.js';
+import { receiptLine } from '../receipts.js';
 import { applyAndRender, store, telHref } from './shared.js';
 
 export async function assignDialog(id) {
@@ -123,6 +124,7 @@ export async function detailsDialog(id) {
         fact('Location', a.location),
         a.notes ? fact('Notes', a.notes) : null,
         a.response_deadline && a.status === 'pending' ? fact('Answer by', formatWhen(a.response_deadline)) : null,
+        a.offer ? fact(`Offer ${a.offer.number}`, receiptLine(a)) : null, // sent · delivered · seen
         a.cancellation_reason ? fact('Cancelled', CANCELLATION_LABELS[a.cancellation_reason] || a.cancellation_reason,
           a.cancellation_note ? `: ${a.cancellation_note}` : '') : null,
         r ? fact('Last rejection', reasonBadge(r.reason_code), ' ', r.reason,

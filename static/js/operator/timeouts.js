@@ -6,6 +6,7 @@ import {
   timeNode, toast,
 } from '../common.js';
 import { fact } from '../dashboard.js';
+import { receiptLine } from '../receipts.js';
 import { cancelDialog, detailsDialog } from './dialogs.js';
 import {
   $, actionButton, callLink, cardHead, loadQueue, page, queue, queueError, setCount, store, whenNode,
@@ -33,6 +34,7 @@ function timeoutCard(a) {
   },
     cardHead(a, headingId),
     h('p', null, countdown(a), ' ', h('span', { class: 'muted small' }, `due ${formatWhen(a.response_deadline)}`)),
+    receiptLine(a), // sent · delivered · seen
     whenNode(a),
     h('dl', { class: 'facts' },
       fact('Therapist', a.therapist.name, a.therapist.phone ? [' · ', a.therapist.phone] : null),
