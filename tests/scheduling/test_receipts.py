@@ -23,8 +23,8 @@ def receipt(api, user, appt, kind, **extra):
 def offer(appt_id: int) -> dict | None:
     from scheduling.payloads import appointment_json
 
-    return appointment_json(Appointment.objects.select_related("client", "service", "therapist").get(pk=appt_id))[
-        "offer"]
+    return appointment_json(Appointment.objects.select_related("client", "service", "therapist")
+                            .with_latest_rejection().get(pk=appt_id))["offer"]
 
 
 def test_each_assignment_is_a_new_offer_and_a_denied_rejection_continues_it(
