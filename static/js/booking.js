@@ -11,17 +11,11 @@ function field(id, label, control, hint) {
 }
 
 /**
- * bookDialog({therapist: {id, name}, startsAt: ms}) -> the created appointment, or null.
+ * The client picker of a booking dialog: typing in `search` looks clients up (by
+ * name or phone), `client` lists them, and choosing one fills `location` with
+ * their address unless someone typed another place.
  */
-export async function bookDialog({ therapist, startsAt }) {
-  let created = null;
-  const search = h('input', { type: 'search', autocomplete: 'off', placeholder: 'Type a name or phone' });
-  const client = h('select', { name: 'client', required: true }, h('option', { value: '' }, 'Loading clients…'));
-  const service = h('select', { name: 'service', required: true }, h('option', { value: '' }, 'Loading services…'));
-  const start = h('input', { type: 'datetime-local', required: true, min: inputValue(Date.now()), step: 300 });
-  start.value = inputValue(startsAt);
-  const location = h('input', { type: 'text', required: true, maxlength: 500, autocomplete: 'off' });
-  const notes = h('textarea', { maxlength: 2000 });
+export function wireClientSearch(search, client, location) {
   const clients = new Map();
   let autoLocation = '';
 
@@ -49,6 +43,21 @@ export async function bookDialog({ therapist, startsAt }) {
     }
   });
   findClients();
+}
+
+/**
+ * bookDialog({therapist: {id, name}, startsAt: ms}) -> the created appointment, or null.
+ */
+export async function bookDialog({ therapist, startsAt }) {
+  let created = null;
+  const search = h('input', { type: 'search', autocomplete: 'off', placeholder: 'Type a name or phone' });
+  const client = h('select', { name: 'client', required: true }, h('option', { value: '' }, 'Loading clients…'));
+  const service = h('select', { name: 'service', required: true }, h('option', { value: '' }, 'Loading services…'));
+  const start = h('input', { type: 'datetime-local', required: true, min: inputValue(Date.now()), step: 300 });
+  start.value = inputValue(startsAt);
+  const location = h('input', { type: 'text', required: true, maxlength: 500, autocomplete: 'off' });
+  const notes = h('textarea', { maxlength: 2000 });
+  wireClientSearch(search, client, location);
   api('/api/scheduling/services/?page_size=200').then((data) => {
     // Only what this therapist is qualified to give.
     const offered = data.results.filter((s) => s.is_active && (s.therapists || []).includes(therapist.id));

@@ -5,6 +5,7 @@ import {
   PAGE, TZ, api, apiAll, errorText, formatRange, h, inputValue, openDialog, renderKeyed, show, statusBadge, timeNode,
   toast, zonedIso,
 } from '../common.js';
+import { wireClientSearch } from '../booking.js';
 import { assignDialog, cancelDialog, detailsDialog } from './dialogs.js';
 import {
   $, BUSY, actionButton, applyAndRender, page, queue, setCount, store, tabUrl,
@@ -163,33 +164,7 @@ async function newAppointment() {
   const start = h('input', { id: 'new-start', type: 'datetime-local', required: true, min: inputValue(Date.now()) });
   const location = h('input', { id: 'new-location', type: 'text', required: true, maxlength: 500, autocomplete: 'off' });
   const notes = h('textarea', { id: 'new-notes', maxlength: 2000 });
-  const clients = new Map();
-  let autoLocation = '';
-
-  async function findClients() {
-    try {
-      const data = await api(`/api/scheduling/clients/?page_size=50&q=${encodeURIComponent(search.value.trim())}`);
-      const chosen = client.value;
-      data.results.forEach((c) => clients.set(String(c.id), c));
-      client.replaceChildren(h('option', { value: '' }, data.results.length ? 'Choose a client' : 'No client matches'),
-        ...data.results.map((c) => h('option', { value: c.id }, `${c.name} · ${c.phone}`)));
-      if ([...client.options].some((o) => o.value === chosen)) client.value = chosen;
-      client.dispatchEvent(new Event('change', { bubbles: true }));
-    } catch (err) {
-      client.replaceChildren(h('option', { value: '' }, `Could not load clients: ${errorText(err)}`));
-    }
-  }
-
-  let searchWait = null;
-  search.addEventListener('input', () => { clearTimeout(searchWait); searchWait = setTimeout(findClients, 300); });
-  client.addEventListener('change', () => {
-    const c = clients.get(client.value);
-    if (c && c.address && (!location.value || location.value === autoLocation)) {
-      location.value = c.address;
-      autoLocation = c.address;
-    }
-  });
-  findClients();
+  wireClientSearch(search, client, location);
   api('/api/scheduling/services/?page_size=200').then((data) => {
     const active = data.results.filter((s) => s.is_active);
     service.replaceChildren(h('option', { value: '' }, active.length ? 'Choose a service' : 'No active service'),
