@@ -506,7 +506,10 @@ def reschedule(*, actor: User, appointment_id: int, starts_at: datetime, reason:
         else:
             _to_queue(appt)
             _save(appt, now, "starts_at", "ends_at", "status", "therapist", "assigned_at", "response_deadline")
-        extra = {"response_deadline": appt.response_deadline.isoformat()} if kept else {}
+        # Insights reads an event whose therapist is its `from_therapist` as the
+        # offer ending without a new one.
+        extra = ({"response_deadline": appt.response_deadline.isoformat()} if kept
+                 else {"from_therapist": previous.id} if previous else {})
         outbox.event(appt, Kind.RESCHEDULED, actor=actor, from_status=from_status,
                      therapist_id=previous.id if previous else None,
                      from_starts_at=old_start.isoformat(), starts_at=starts_at.isoformat(),

@@ -239,6 +239,24 @@ def test_reassign_and_reschedule_events_make_offers(operator, people, client_obj
         assert (everyone.offers, everyone.accepted) == (3, 1)
 
 
+def test_the_real_reassign_and_reschedule_count_as_the_design_says(operator, people, client_obj, service):
+    """Through the transitions themselves: a reassign to Bea is her offer; a
+    reschedule Bea cannot take sends it back to the queue and is nobody's offer."""
+    ana, bea = people["ana"], people["bea"]
+    with moment(at(0, 9)):
+        appt = workflow.create_appointment(actor=operator, client=client_obj, service=service, starts_at=at(0, 18),
+                                           location="Makati", therapist_id=ana.id)
+    with moment(at(0, 9, 5)):
+        workflow.reassign(actor=operator, appointment_id=appt.id, therapist_id=bea.id, reason="Ana is stuck")
+    with moment(at(0, 9, 10)):
+        workflow.reschedule(actor=operator, appointment_id=appt.id, starts_at=at(5, 18), reason="Client moved")
+    appt.refresh_from_db()
+    assert (appt.status, appt.therapist_id) == ("pending", None)  # Bea has no availability that day
+    for pairing in pairings():
+        figures, everyone = pairing(D, D, None)
+        assert (figures[ana.id].offers, figures[bea.id].offers, everyone.offers) == (1, 1, 2), pairing
+
+
 @pytest.mark.parametrize(("first", "last"), [(-1, -1), (0, 0), (1, 1), (-1, 1), (-29, 0)])
 def test_the_database_and_python_pair_offers_alike(postgres, people, history, first, last):
     """PostgreSQL pairs offers in SQL, the embedded SQLite default in Python: one rule."""
