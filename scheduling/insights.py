@@ -201,43 +201,41 @@ def _figures_in_python(first: date, last: date, therapist_id: int | None,
     return dict(figures), everyone
 
 
-# The same pairing as `_figures_in_python`, in one statement. `offer_no` numbers
-# the offer-kind events of each appointment, so every event after an offer-kind
-# event and before the next one shares its number: a segment holds at most one
-# offer, and its answer is the segment's last answer by the offered therapist.
-# Past the end of the range, only events of appointments offered in the range
-# are read (the hashed sub-plan is never built when nothing lies past the end).
+# The same pairing as `_figures_in_python`, in one statement. Each offer-kind
+# event knows the next one of its appointment (`next_id`); an offer's answers are
+# its therapist's answer events between the two, and the last of them is its
+# answer. Answers past the end of the range are read only for appointments
+# offered in the range (the hashed sub-plan is never built when nothing lies
+# past the end, as for any range that ends today).
 _FIGURES_SQL = """
-WITH numbered AS (
-    SELECT e.id, e.appointment_id, e.kind, e.therapist_id, e.created_at,
-           e.kind = ANY(%(offer_kinds)s) AS offer_kind,
-           CASE WHEN e.kind = ANY(%(offer_kinds)s) AND e.therapist_id IS NOT NULL AND e.to_status = %(pending)s
+WITH offer_events AS (
+    SELECT e.id, e.appointment_id, e.created_at,
+           CASE WHEN e.therapist_id IS NOT NULL AND e.to_status = %(pending)s
                      AND (e.kind = %(assigned)s
                           OR (e.data ->> 'from_therapist') IS DISTINCT FROM e.therapist_id::text)
                 THEN e.therapist_id END AS offered_to,
-           COUNT(*) FILTER (WHERE e.kind = ANY(%(offer_kinds)s))
-               OVER (PARTITION BY e.appointment_id ORDER BY e.id) AS offer_no
+           LEAD(e.id) OVER (PARTITION BY e.appointment_id ORDER BY e.id) AS next_id
     FROM {events} e
-    WHERE e.created_at >= %(start)s AND e.kind = ANY(%(kinds)s) {only_therapist}
-      AND (e.created_at < %(end)s OR e.appointment_id IN (
-          SELECT o.appointment_id FROM {events} o
-          WHERE o.kind = ANY(%(offer_kinds)s) AND o.created_at >= %(start)s AND o.created_at < %(end)s))
+    WHERE e.kind = ANY(%(offer_kinds)s) AND e.created_at >= %(start)s {only_therapist}
 ), offers AS (
-    SELECT appointment_id, offer_no, offered_to, created_at FROM numbered
+    SELECT id, appointment_id, created_at, offered_to, next_id FROM offer_events
     WHERE offered_to IS NOT NULL AND created_at < %(end)s
 ), answers AS (
-    SELECT DISTINCT ON (appointment_id, offer_no, therapist_id) appointment_id, offer_no, therapist_id, kind, created_at
-    FROM numbered WHERE NOT offer_kind
-    ORDER BY appointment_id, offer_no, therapist_id, id DESC
+    SELECT DISTINCT ON (o.id) o.id AS offer_id, a.kind, a.created_at
+    FROM offers o JOIN {events} a
+      ON a.appointment_id = o.appointment_id AND a.therapist_id = o.offered_to
+         AND a.id > o.id AND (o.next_id IS NULL OR a.id < o.next_id)
+    WHERE a.kind = ANY(%(answer_kinds)s) AND a.created_at >= %(start)s
+      AND (a.created_at < %(end)s OR a.appointment_id IN (SELECT appointment_id FROM offers))
+    ORDER BY o.id, a.id DESC
 )
 SELECT GROUPING(o.offered_to) = 1, o.offered_to, COUNT(*),
        COUNT(*) FILTER (WHERE a.kind = %(accepted)s),
        COUNT(*) FILTER (WHERE a.kind = %(rejected)s),
        COUNT(*) FILTER (WHERE a.kind = %(timed_out)s),
-       percentile_cont(0.5) WITHIN GROUP (ORDER BY EXTRACT(EPOCH FROM a.created_at - o.created_at)::float8)
+       percentile_cont(0.5) WITHIN GROUP (ORDER BY date_part('epoch', a.created_at) - date_part('epoch', o.created_at))
            FILTER (WHERE a.kind = %(accepted)s OR a.kind = %(rejected)s)
-FROM offers o LEFT JOIN answers a
-  ON a.appointment_id = o.appointment_id AND a.offer_no = o.offer_no AND a.therapist_id = o.offered_to
+FROM offers o LEFT JOIN answers a ON a.offer_id = o.id
 GROUP BY ROLLUP (o.offered_to)
 """
 
@@ -249,7 +247,7 @@ def _figures_in_sql(first: date, last: date, therapist_id: int | None,
                               only_therapist="AND e.therapist_id = %(therapist)s" if therapist_id is not None else "")
     params = {
         "start": start, "end": end, "therapist": therapist_id, "pending": Appointment.Status.PENDING,
-        "offer_kinds": list(OFFER_KINDS), "kinds": list(OFFER_KINDS + ANSWER_KINDS), "assigned": Kind.ASSIGNED,
+        "offer_kinds": list(OFFER_KINDS), "answer_kinds": list(ANSWER_KINDS), "assigned": Kind.ASSIGNED,
         "accepted": Kind.ACCEPTED, "rejected": Kind.REJECTED, "timed_out": Kind.TIMED_OUT,
     }
     figures: dict[int, OfferFigures] = {}
