@@ -132,6 +132,11 @@ class Appointment(models.Model):
     auto_cancelled_at = models.DateTimeField(null=True, blank=True)
     cancellation_reason = models.CharField(max_length=32, choices=CancellationReason.choices, blank=True)
     cancellation_note = models.CharField(max_length=500, blank=True)
+    # Re-offer (AUTO_REOFFER): how many automatic offers it has had (none after
+    # REOFFER_MAX), and whether an operator took it out of the automatic chain
+    # ("assign by hand").
+    auto_offers = models.PositiveSmallIntegerField(default=0)
+    held = models.BooleanField(default=False, help_text="Assign by hand: no automatic offers.")
 
     created_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -255,6 +260,8 @@ class AppointmentEvent(models.Model):
         CANCELLED = "cancelled", "Cancelled"
         TIMED_OUT = "timed_out", "Timed out"
         NO_AVAILABLE_THERAPIST = "no_available_therapist", "No available therapist"
+        REASSIGNED = "reassigned", "Reassigned"
+        HELD = "held", "Assign by hand (on/off)"
 
     appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

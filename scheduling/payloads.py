@@ -57,6 +57,8 @@ def appointment_json(appointment: Appointment, *, now: datetime | None = None) -
         "cancellation_reason": appointment.cancellation_reason or None,
         "cancellation_note": appointment.cancellation_note,
         "latest_rejection": rejection_json(appointment.latest_rejection, tz),
+        "auto_offers": appointment.auto_offers,
+        "held": appointment.held,
         "created_at": _iso(appointment.created_at, tz),
         "updated_at": _iso(appointment.updated_at, tz),
     }

@@ -100,6 +100,7 @@ def _run(appointment_id: int, actor: User, body: Callable[[Appointment, Outbox],
         now = timezone.now()
         outbox = Outbox(now)
         overdue = appt.is_overdue(now)
+        missed = appt.response_deadline
         if overdue:
             _expire_locked([appt], outbox)
         else:
@@ -107,15 +108,20 @@ def _run(appointment_id: int, actor: User, body: Callable[[Appointment, Outbox],
         outbox.flush()
     if overdue:
         # Raised after the atomic block: the timeout above is committed.
-        raise _too_late(appt, late_code)
+        raise _too_late(appt, late_code, missed)
     return appt
 
 
-def _too_late(appt: Appointment, code: str) -> WorkflowError:
+def _too_late(appt: Appointment, code: str, missed: datetime | None = None) -> WorkflowError:
+    # With re-offer on, a timeout leaves the booking pending for someone else.
+    if appt.status == Status.CANCELLED:
+        outcome = "has been cancelled for no response"
+    elif appt.therapist_id:
+        outcome = "has been offered to another therapist"
+    else:
+        outcome = "is back with the operators"
     return WorkflowError(
-        code,
-        f"The answer was due by {_hhmm(appt.response_deadline)}; appointment #{appt.id} "
-        "has been cancelled for no response.",
+        code, f"The answer was due by {_hhmm(missed or appt.response_deadline)}; appointment #{appt.id} {outcome}.",
     )
 
 
@@ -138,7 +144,17 @@ def _require(appt: Appointment, *statuses: str, action: str) -> None:
 def _require_own(appt: Appointment, actor: User) -> None:
     """A therapist acts only on their own appointment; anyone else's is 'not found'."""
     if actor.is_therapist and appt.therapist_id != actor.id:
+        _explain_lost_offer(appt, actor)
         raise _not_found()
+
+
+def _explain_lost_offer(appt: Appointment, actor: User) -> None:
+    """A therapist whose offer timed out and went on to someone else (re-offer)
+    is told the deadline passed, not that the appointment does not exist."""
+    data = (AppointmentEvent.objects.filter(appointment=appt, kind=Kind.TIMED_OUT, therapist=actor)
+            .order_by("-id").values_list("data", flat=True).first())
+    if data is not None and data.get("response_deadline"):
+        raise _too_late(appt, "deadline_passed", datetime.fromisoformat(data["response_deadline"]))
 
 
 def _save(appt: Appointment, now: datetime, *fields: str) -> None:
@@ -202,15 +218,31 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: Ou
     reason = availability.verdict(appt, therapist.id)
     if reason:
         raise WorkflowError("therapist_unavailable", f"{therapist.display_name} {reason}.")
+    fields = _open_offer(appt, therapist, outbox, actor=actor, deadline=min(now + response_window(), appt.starts_at))
+    _save(appt, now, *fields)
+    # Whatever the operators were told this booking needs, it has it now.
+    outbox.handled_for_everyone(appt, Say.NEEDS_ATTENTION)
+
+
+OFFER_FIELDS = ("therapist", "assigned_at", "response_deadline")
+
+
+def _open_offer(appt: Appointment, therapist: User, outbox: Outbox, *, actor: User | None, deadline: datetime,
+                **data) -> tuple[str, ...]:
+    """Put `appt` to `therapist` as a new offer, to be answered by `deadline`: the
+    one place every offer opens (an operator's assign, an automatic re-offer).
+    Changes the row in memory, writes its `assigned` event and tells the
+    therapist; returns the fields to save (one row: `_save`; a batch: one
+    `bulk_update`). The caller holds the therapist's row lock."""
     appt.therapist = therapist
-    appt.assigned_at = now
-    appt.response_deadline = min(now + response_window(), appt.starts_at)
-    _save(appt, now, "therapist", "assigned_at", "response_deadline")
+    appt.assigned_at = outbox.now
+    appt.response_deadline = deadline
     outbox.event(appt, Kind.ASSIGNED, actor=actor, from_status=Status.PENDING,
-                 response_deadline=appt.response_deadline.isoformat())
+                 response_deadline=deadline.isoformat(), **data)
     outbox.notify(therapist.id, Say.ASSIGNED, appt,
                   f"New appointment #{appt.id} at {_when(appt.starts_at)} ({appt.service.name}, "
-                  f"{appt.location}), answer by {_hhmm(appt.response_deadline)}.")
+                  f"{appt.location}), answer by {_hhmm(deadline)}.")
+    return OFFER_FIELDS
 
 
 def accept(*, actor: User, appointment_id: int) -> Appointment:
@@ -317,6 +349,10 @@ def _accept_rejection(appt: Appointment, rejection: AppointmentRejection, actor:
     _save(appt, now, "status", "therapist", "assigned_at", "response_deadline")
     outbox.event(appt, Kind.REJECTION_ACCEPTED, actor=actor, from_status=Status.REJECTED,
                  therapist_id=therapist.id, note=note)
+    if settings.AUTO_REOFFER:
+        # Straight to the next therapist; it waits (or is cancelled) only when nobody can take it.
+        _reoffer_locked([appt], outbox)
+        return
     # Once the start has passed nobody can be assigned, so it cannot wait in the queue.
     if appt.starts_at <= now or not availability.anyone_available(availability.evaluate([appt])[appt.id]):
         _cancel_unstaffable_locked([appt], outbox)
@@ -365,6 +401,26 @@ def cancel(*, actor: User, appointment_id: int, reason: str) -> Appointment:
     return _run(appointment_id, actor, body)
 
 
+def hold(*, actor: User, appointment_id: int, on: bool = True) -> Appointment:
+    """"Assign by hand" for one booking. While it is on, automatic re-offers skip
+    the booking: if it loses its therapist it waits for the operators (with a
+    `needs_attention` note) instead of going to the next one. Operators assign
+    it as usual either way. Turning it off puts the booking back in the
+    automatic chain from its next loss on; it offers nothing by itself. Setting
+    what is already set changes nothing and writes no event."""
+
+    def body(appt: Appointment, outbox: Outbox) -> None:
+        _require(appt, Status.PENDING, Status.CONFIRMED, Status.REJECTED, action="change assign-by-hand for")
+        if appt.held == on:
+            return
+        appt.held = on
+        _save(appt, outbox.now, "held")
+        # The operators' own arrangement: not an event of the therapist's.
+        outbox.event(appt, Kind.HELD, actor=actor, from_status=appt.status, operators_only=True, held=on)
+
+    return _run(appointment_id, actor, body)
+
+
 # ---------------------------------------------------------------------------
 # The batch rules: timeout and no-available-therapist. The sweep loops over
 # these; a late write runs `_expire_locked` for its one appointment.
@@ -377,6 +433,7 @@ class SweepAction:
     kind: str  # "timed_out" or "no_available_therapist"
     line: str
     therapist_disabled: bool = False
+    reoffered: bool = False  # it went on to the next therapist (AUTO_REOFFER)
 
 
 @dataclass
@@ -416,14 +473,19 @@ def _expire_locked(appts: list[Appointment], outbox: Outbox) -> list[SweepAction
     if not appts:
         return []
     now = outbox.now
-    Appointment.objects.filter(id__in=[a.id for a in appts]).update(
-        status=Status.CANCELLED, cancellation_reason=Reason.RESPONSE_TIMEOUT,
-        cancelled_at=now, auto_cancelled_at=now, updated_at=now,
-    )
+    reoffer = settings.AUTO_REOFFER
+    if reoffer:
+        # Nothing is cancelled: back to the queue, and on to the next therapist below.
+        _release_rows([a.id for a in appts], now)
+    else:
+        Appointment.objects.filter(id__in=[a.id for a in appts]).update(
+            status=Status.CANCELLED, cancellation_reason=Reason.RESPONSE_TIMEOUT,
+            cancelled_at=now, auto_cancelled_at=now, updated_at=now,
+        )
     first_missed = _first_missed(appts)
     newly_disabled = set(User.objects.select_for_update().filter(
         id__in=first_missed, is_active=True,
-    ).values_list("id", flat=True))
+    ).order_by("id").values_list("id", flat=True))
     reasons = {
         tid: f"No response to appointment #{a.id} ({_when(a.starts_at)}) by {_hhmm(a.response_deadline)}"
         for tid, a in first_missed.items() if tid in newly_disabled
@@ -439,6 +501,8 @@ def _expire_locked(appts: list[Appointment], outbox: Outbox) -> list[SweepAction
         ])
         outbox.disconnect(reasons)
     AppointmentRejection.attach_latest(appts)
+    if reoffer:
+        return _time_out_and_reoffer(appts, first_missed, newly_disabled, outbox)
     actions = []
     for appt in appts:
         appt.status = Status.CANCELLED
@@ -532,7 +596,10 @@ def expire_overdue(*, batch_size: int = 500, dry_run: bool = False, after_id: in
             lines = []
             for appt in appts:
                 first = appt.therapist.is_active and first_missed[appt.therapist_id].id == appt.id
-                lines.append(SweepAction(appt.id, "timed_out", _timeout_line(appt, first), first))
+                line = (_reoffer_timeout_line(appt, appt.therapist, appt.response_deadline, first,
+                                              "it goes on to the next available therapist")
+                        if settings.AUTO_REOFFER else _timeout_line(appt, first))
+                lines.append(SweepAction(appt.id, "timed_out", line, first))
             return BatchResult(len(appts), lines, appts[-1].id if appts else after_id)
         appts = list(qs.select_for_update(skip_locked=True, of=("self",)).order_by("response_deadline", "id")
                      [:batch_size])
@@ -572,6 +639,8 @@ class SweepCounts:
     timed_out: int = 0
     therapists_disabled: int = 0
     no_available_therapist: int = 0
+    # Automatic offers the sweep made (AUTO_REOFFER); not part of the API's answer.
+    reoffered: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"timed_out": self.timed_out, "therapists_disabled": self.therapists_disabled,
@@ -585,10 +654,11 @@ def sweep(*, batch_size: int = 500, dry_run: bool = False,
 
     def handle(result: BatchResult) -> None:
         for action in result.actions:
+            counts.reoffered += action.reoffered
             if action.kind == "timed_out":
                 counts.timed_out += 1
                 counts.therapists_disabled += action.therapist_disabled
-            else:
+            elif action.kind == "no_available_therapist":
                 counts.no_available_therapist += 1
             if report:
                 report(action)
@@ -604,6 +674,246 @@ def sweep(*, batch_size: int = 500, dry_run: bool = False,
             if result.claimed < batch_size:
                 break
     return counts
+
+
+# ---------------------------------------------------------------------------
+# Re-offer (AUTO_REOFFER): a booking that loses its therapist (a timeout, an
+# accepted rejection, a therapist disabled) goes on to the next one at once.
+# It runs inside the transaction of the rule that released the booking, over
+# that rule's whole batch: a fixed number of queries per batch.
+# ---------------------------------------------------------------------------
+
+# Too close to the start to wait for another answer: the operators phone round.
+REOFFER_MIN_LEAD = timedelta(minutes=10)
+# Rounds of "pick, lock, check again" before a booking is left to the operators.
+# A round repeats only for the few picks another transaction got to first.
+REOFFER_ROUNDS = 4
+# Up to this many waiting bookings each get their own needs_attention note; more
+# (a mass timeout) are named in one note, so the operators are not buried.
+ATTENTION_EACH_UP_TO = 20
+
+
+def reoffer_deadline(appt: Appointment, now: datetime) -> datetime:
+    """An automatic offer's answer-by time: the normal window, or half the time
+    left before the start when that is shorter."""
+    return now + min(response_window(), (appt.starts_at - now) / 2)
+
+
+def _why_no_reoffer(appt: Appointment, now: datetime) -> str | None:
+    if appt.held:
+        return "an operator assigns it by hand"
+    if appt.starts_at <= now:
+        return "its start time has passed"
+    if appt.starts_at - now < REOFFER_MIN_LEAD:
+        return f"it starts in less than {int(REOFFER_MIN_LEAD.total_seconds() // 60)} minutes"
+    if appt.auto_offers >= settings.REOFFER_MAX:
+        return f"it has had the {settings.REOFFER_MAX} automatic offers allowed"
+    return None
+
+
+def _release_rows(ids: list[int], now: datetime) -> None:
+    """Back to the queue (still pending), in one UPDATE."""
+    Appointment.objects.filter(id__in=ids).update(therapist=None, assigned_at=None, response_deadline=None,
+                                                  updated_at=now)
+
+
+def _release(appt: Appointment, now: datetime) -> None:
+    appt.therapist = None
+    appt.assigned_at = None
+    appt.response_deadline = None
+    appt.updated_at = now
+
+
+@dataclass
+class _Reoffers:
+    chosen: dict[int, User] = field(default_factory=dict)  # appointment id -> its new therapist (locked)
+    waiting: dict[int, str] = field(default_factory=dict)  # appointment id -> why it got no offer
+    someone_free: set[int] = field(default_factory=set)  # waiting ones somebody could still take
+    cancelled: list[SweepAction] = field(default_factory=list)
+
+
+def _choose_therapists(appts: list[Appointment], now: datetime) -> _Reoffers:
+    """Each released booking's next therapist: the first of its ranked list (what
+    `available_therapists` would show) still free after the earlier bookings of
+    the batch took theirs, earliest start first.
+
+    The whole batch is evaluated at once (`availability.Planner`). The picked
+    therapists are then locked in one statement, ordered by id, with
+    `skip_locked`: a therapist another transaction is booking at this moment is
+    passed over rather than waited for, so two sweeps (or a sweep and an
+    operator) can never deadlock on each other's therapists. Under the lock
+    the picks are checked again on what is committed; the rare pick that no
+    longer holds is made again in another round.
+    """
+    result = _Reoffers()
+    for appt in appts:
+        why = _why_no_reoffer(appt, now)
+        if why:
+            result.waiting[appt.id] = why
+    planner = availability.Planner(appts)
+    todo = sorted((a for a in appts if a.id not in result.waiting), key=lambda a: (a.starts_at, a.id))
+    picks: dict[int, int] = {}
+    locked: dict[int, User] = {}
+    passed_over: set[int] = set()
+    for _ in range(REOFFER_ROUNDS):
+        for appt in todo:
+            tid = planner.best(appt, passed_over)
+            if tid is not None:
+                planner.take(appt, tid)
+                picks[appt.id] = tid
+        new = {picks[a.id] for a in todo if a.id in picks} - locked.keys()
+        if new:
+            got = {u.id: u for u in User.objects.select_for_update(skip_locked=True).filter(id__in=new).order_by("id")}
+            locked.update(got)
+            passed_over |= new - got.keys()
+            planner.refresh(got)
+        retry = []
+        for appt in todo:
+            tid = picks.get(appt.id)
+            if tid is not None and (tid in passed_over or planner.why_not(appt, tid)):
+                planner.give_back(appt, tid)
+                del picks[appt.id]
+                retry.append(appt)
+        todo = retry
+        if not todo:
+            break
+    for appt in appts:
+        if appt.id in picks:
+            result.chosen[appt.id] = locked[picks[appt.id]]
+            continue
+        result.waiting.setdefault(appt.id, "no therapist is available for it")
+        if planner.anyone(appt):
+            result.someone_free.add(appt.id)
+    return result
+
+
+def _reoffer_locked(appts: list[Appointment], outbox: Outbox) -> _Reoffers:
+    """Offer each of these locked, pending, unassigned bookings to its next
+    therapist: an `assigned` event with no actor and `data.auto`, with the
+    adaptive window, counted in `auto_offers`. A booking that gets no offer
+    waits for the operators with a `needs_attention` note; the
+    no-available-therapist rule cancels it at once only when nobody can take it
+    in time (its start has passed, or is within the response window with no
+    therapist free). The event that released each booking records why it got
+    no offer (`data.waiting`), so its history says where the chain stopped."""
+    now = outbox.now
+    result = _choose_therapists(appts, now)
+    offered = [a for a in appts if a.id in result.chosen]
+    fields: tuple[str, ...] = ()
+    for appt in offered:
+        appt.auto_offers += 1
+        appt.updated_at = now
+        fields = _open_offer(appt, result.chosen[appt.id], outbox, actor=None,
+                             deadline=reoffer_deadline(appt, now), auto=True, auto_offer=appt.auto_offers)
+    if offered:
+        Appointment.objects.bulk_update(offered, [*fields, "auto_offers", "updated_at"])
+    waiting = [a for a in appts if a.id in result.waiting]
+    if not waiting:
+        return result
+    released_by = {appt.id: event for event, appt in outbox.events}
+    for appt in waiting:
+        if appt.id in released_by:
+            released_by[appt.id].data["waiting"] = result.waiting[appt.id]
+    doomed = [a for a in waiting if a.starts_at <= now or (
+        a.starts_at <= now + response_window() and a.id not in result.someone_free)]
+    result.cancelled = _cancel_unstaffable_locked(doomed, outbox)
+    gone = {a.id for a in doomed}
+    _needs_attention([a for a in waiting if a.id not in gone], result.waiting, outbox)
+    return result
+
+
+def _needs_attention(appts: list[Appointment], why: dict[int, str], outbox: Outbox) -> None:
+    if not appts:
+        return
+    if len(appts) > ATTENTION_EACH_UP_TO:
+        outbox.notify_operators(
+            Say.NEEDS_ATTENTION, None,
+            f"{len(appts)} appointments were not offered to anyone and wait for a therapist: "
+            f"{id_list([a.id for a in appts])}. Assign them by hand.")
+        return
+    for appt in appts:
+        outbox.notify_operators(
+            Say.NEEDS_ATTENTION, appt,
+            f"#{appt.id} ({_when(appt.starts_at)}, {appt.service.name} for {appt.client.name}) was not offered "
+            f"to anyone: {why[appt.id]}. Assign it by hand.")
+
+
+def _time_out_and_reoffer(appts: list[Appointment], first_missed: dict[int, Appointment],
+                          newly_disabled: set[int], outbox: Outbox) -> list[SweepAction]:
+    """The rest of the timeout with re-offer on (`_expire_locked` has released
+    the rows and disabled the late therapists): the events and notes, the
+    operators' digest, then the next offers — for these bookings and for the
+    disabled therapists' other offers not yet due, which would otherwise sit
+    with someone who cannot answer them."""
+    now = outbox.now
+    late = {a.id: (a.therapist, a.response_deadline) for a in appts}
+    for appt in appts:
+        _release(appt, now)
+    # Held ones stay (and are named by _flag_open_jobs); rows another transaction
+    # holds right now are skipped rather than waited for (lock order).
+    others = list(Appointment.objects.filter(
+        therapist_id__in=newly_disabled, status=Status.PENDING, held=False, starts_at__gt=now,
+    ).not_overdue(now).select_related("client", "service", "therapist")
+        .select_for_update(skip_locked=True, of=("self",)).order_by("id"))
+    if others:
+        _release_rows([o.id for o in others], now)
+        AppointmentRejection.attach_latest(others)
+    previous = {}
+    for other in others:
+        previous[other.id] = other.therapist
+        _release(other, now)
+        outbox.event(other, Kind.REASSIGNED, actor=None, from_status=Status.PENDING,
+                     therapist_id=previous[other.id].id, auto=True, from_therapist=previous[other.id].id,
+                     reason="therapist disabled")
+        outbox.notify(previous[other.id].id, Say.REASSIGNED, other,
+                      f"Appointment #{other.id} ({_when(other.starts_at)}) was taken back from you because your "
+                      "account is disabled.")
+    disabled_now = {}
+    for appt in appts:
+        therapist, missed = late[appt.id]
+        disabled_now[appt.id] = first_missed[therapist.id] is appt and therapist.id in newly_disabled
+        outbox.event(appt, Kind.TIMED_OUT, actor=None, from_status=Status.PENDING, therapist_id=therapist.id,
+                     therapist_disabled=disabled_now[appt.id], auto=True, response_deadline=missed.isoformat())
+        outbox.notify(therapist.id, Say.TIMED_OUT, appt,
+                      f"You did not answer appointment #{appt.id} ({_when(appt.starts_at)}) by {_hhmm(missed)}: "
+                      "it was taken back from you and your account is disabled. Ask an operator to re-enable it.")
+    result = _reoffer_locked(appts + others, outbox)
+
+    def outcome(appt: Appointment) -> str:
+        if appt.id in result.chosen:
+            return f"offered to {appt.therapist.display_name}, answer by {_hhmm(appt.response_deadline)}"
+        if any(action.appointment_id == appt.id for action in result.cancelled):
+            return f"not offered ({result.waiting[appt.id]})"
+        return f"waits for an operator ({result.waiting[appt.id]})"
+
+    actions = [SweepAction(a.id, "timed_out", _reoffer_timeout_line(a, *late[a.id], disabled_now[a.id], outcome(a)),
+                           disabled_now[a.id], reoffered=a.id in result.chosen) for a in appts]
+    actions += [SweepAction(o.id, "reoffered", f"#{o.id} taken back from {previous[o.id].display_name} (disabled); "
+                            f"{outcome(o)}", reoffered=o.id in result.chosen) for o in others]
+    actions += result.cancelled
+    ids = [a.id for a in appts]
+    n, d = len(ids), len(newly_disabled)
+    offered = sum(a.id in result.chosen for a in appts)
+    cancelled = sum(1 for action in result.cancelled if action.appointment_id in late)
+    parts = [f"{offered} offered to the next therapist"] if offered else []
+    if n - offered - cancelled:
+        parts.append(f"{n - offered - cancelled} waiting for you")
+    if cancelled:
+        parts.append(f"{cancelled} cancelled, nobody can take them in time")
+    if d:
+        parts.append(f"{d} therapist{'s' if d != 1 else ''} disabled")
+    outbox.notify_operators(
+        Say.TIMEOUTS, None,
+        f"{n} appointment{'s' if n != 1 else ''} not answered in time: {id_list(ids)}; " + ", ".join(parts) + ".",
+    )
+    _flag_open_jobs(newly_disabled, outbox)
+    return actions
+
+
+def _reoffer_timeout_line(appt: Appointment, therapist: User, missed: datetime, disabled: bool, outcome: str) -> str:
+    name = therapist.display_name
+    return (f"#{appt.id} timed out: no response from {name} by {_hhmm(missed)}; "
+            + (f"{name} disabled" if disabled else f"{name} was already disabled") + f"; {outcome}")
 
 # ---------------------------------------------------------------------------
 # Therapist accounts and availability.

@@ -155,6 +155,21 @@ class CancelSerializer(serializers.Serializer):
     reason = text(500)
 
 
+class JsonBooleanField(serializers.BooleanField):
+    """true or false as JSON gives them: "yes" or 1 is a client bug, not a yes."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class HoldSerializer(serializers.Serializer):
+    hold = JsonBooleanField(required=False, default=True,
+                            help_text="true (the default): assign by hand, no automatic offers; false: back to "
+                                      "the automatic chain.")
+
+
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -234,6 +249,8 @@ class AppointmentSerializer(serializers.Serializer):
     cancellation_reason = serializers.ChoiceField(choices=Appointment.CancellationReason.choices, allow_null=True)
     cancellation_note = serializers.CharField()
     latest_rejection = RejectionOutSerializer(allow_null=True)
+    auto_offers = serializers.IntegerField(help_text="Automatic offers made so far (AUTO_REOFFER).")
+    held = serializers.BooleanField(help_text="Assign by hand: automatic re-offers skip it.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 

@@ -77,7 +77,7 @@ class AppointmentViewSet(viewsets.GenericViewSet):
 
     def get_permissions(self):
         if self.action in ("create", "assign", "review_rejection", "cancel", "available_therapists",
-                           "auto_cancel_overdue"):
+                           "auto_cancel_overdue", "hold"):
             return [IsOperator()]
         if self.action in ("accept", "reject"):
             return [IsTherapist()]
@@ -168,6 +168,16 @@ class AppointmentViewSet(viewsets.GenericViewSet):
         data = _valid(s.CancelSerializer, request)
         return self._respond(workflow.cancel(actor=request.user, appointment_id=_int(pk),
                                              reason=data["reason"]))
+
+    @extend_schema(request=s.HoldSerializer, responses=s.AppointmentSerializer,
+                   description="Assign by hand: with {\"hold\": true} (the default) automatic re-offers skip this "
+                               "appointment and it waits for an operator when it loses its therapist; "
+                               "{\"hold\": false} puts it back in the automatic chain. Repeating a setting "
+                               "changes nothing. 409 once the appointment is in progress or final.")
+    @action(detail=True, methods=["post"])
+    def hold(self, request, pk=None):
+        data = _valid(s.HoldSerializer, request)
+        return self._respond(workflow.hold(actor=request.user, appointment_id=_int(pk), on=data["hold"]))
 
     @extend_schema(request=None, responses=s.SweepCountsSerializer)
     @action(detail=False, methods=["post"])
