@@ -17,7 +17,7 @@ DESIGN_API = {
     "/api/scheduling/appointments/{id}/": {"get"},
     "/api/scheduling/appointments/{id}/available_therapists/": {"get"},
     **{f"/api/scheduling/appointments/{{id}}/{action}/": {"post"}
-       for action in ("assign", "accept", "reject", "review_rejection", "start", "complete", "cancel")},
+       for action in ("assign", "accept", "reject", "review_rejection", "start", "complete", "cancel", "hold")},
     "/api/scheduling/appointments/auto_cancel_overdue/": {"post"},
     "/api/scheduling/events/": {"get"},
     "/api/notifications/": {"get"},
@@ -31,7 +31,7 @@ DESIGN_API = {
 
 # Where a state can be wrong: the transitions, deleting a slot, enabling a therapist.
 CONFLICTS = {path for path in DESIGN_API if re.search(r"/(assign|accept|reject|review_rejection|start|complete|"
-                                                      r"cancel|enable)/$", path)} | {
+                                                      r"cancel|hold|enable)/$", path)} | {
     "/api/scheduling/availability/{id}/", "/api/scheduling/appointments/"}
 
 

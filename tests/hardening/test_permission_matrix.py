@@ -189,6 +189,8 @@ TABLE: dict[tuple[str, str], Row] = {
                                           a_only(200, operator=200), api=True),
     ("appointment-cancel", "POST"): Row(url("appointment-cancel", pk=lambda w: w.pending.pk), operators(200),
                                         api=True, body=lambda w, r: {"reason": "Client called it off"}),
+    ("appointment-hold", "POST"): Row(url("appointment-hold", pk=lambda w: w.pending.pk), operators(200), api=True,
+                                      body=lambda w, r: {"hold": True}, note="assign by hand (re-offer skips it)"),
     ("appointment-auto-cancel-overdue", "POST"): Row(url("appointment-auto-cancel-overdue"), operators(200),
                                                      api=True),
     # --- notifications API ---
