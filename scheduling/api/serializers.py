@@ -9,6 +9,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
@@ -260,13 +261,19 @@ class AppointmentSerializer(serializers.Serializer):
 
 class EventSerializer(serializers.ModelSerializer):
     actor = serializers.SerializerMethodField()
+    therapist = serializers.SerializerMethodField(
+        help_text="The therapist the event concerns (the one offered it, or the one it was taken from).")
 
     class Meta:
         model = AppointmentEvent
-        fields = ["id", "kind", "created_at", "from_status", "to_status", "actor", "data"]
+        fields = ["id", "kind", "created_at", "from_status", "to_status", "actor", "therapist", "data"]
 
     def get_actor(self, event) -> str | None:
         return event.actor.display_name if event.actor else None
+
+    @extend_schema_field(PersonRefSerializer(allow_null=True))
+    def get_therapist(self, event):
+        return {"id": event.therapist.id, "name": event.therapist.display_name} if event.therapist else None
 
 
 class AppointmentDetailSerializer(AppointmentSerializer):

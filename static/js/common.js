@@ -215,6 +215,7 @@ export const EVENT_LABELS = {
   rejection_accepted: 'Rejection accepted', rejection_denied: 'Rejection denied', started: 'Started',
   completed: 'Completed', cancelled: 'Cancelled', timed_out: 'Timed out',
   no_available_therapist: 'Cancelled: no therapist available',
+  reassigned: 'Taken back', held: 'Assign by hand',
 };
 
 export function statusBadge(status) {

@@ -8,6 +8,7 @@ import {
   toast, zonedIso,
 } from './common.js';
 import { startLive } from './live.js';
+import { mountOfferChain } from './rules.js'; // re-offer: the offer chain and "Assign by hand"
 
 const $ = (id) => document.getElementById(id);
 const TAB_TITLES = { reviews: 'Reviews', timeouts: 'Timeouts', all: 'All appointments', notifications: 'Notifications' };
@@ -552,8 +553,7 @@ async function detailsDialog(id) {
     wide: true,
     content: body,
   });
-  try {
-    const a = await api(`/api/scheduling/appointments/${id}/`);
+  const fill = (a) => { // re-offer: run again by rules.js on each live change of this appointment
     applyAndRender(a);
     const r = a.latest_rejection;
     body.removeAttribute('aria-busy');
@@ -572,6 +572,11 @@ async function detailsDialog(id) {
           + `${r.review_note ? `: ${r.review_note}` : ''})` : ' (waiting for review)') : null),
       h('h3', null, 'History'),
       h('ol', { class: 'history' }, a.history.map(historyItem)));
+  };
+  try {
+    const a = await api(`/api/scheduling/appointments/${id}/`);
+    fill(a);
+    mountOfferChain(body, a, fill); // re-offer: the offer chain, "Assign by hand", live details
   } catch (err) {
     body.removeAttribute('aria-busy');
     body.replaceChildren(h('p', { class: 'error', role: 'alert' }, errorText(err)));
@@ -601,6 +606,7 @@ let disabledTimer = null;
 let notificationsTimer = null;
 
 function onEvent({ id, kind, appointment }) {
+  document.dispatchEvent(new CustomEvent('appointment-event', { detail: { id, kind, appointment } })); // re-offer
   const changed = store.apply(appointment, { eventId: id });
   if (changed) scheduleRender();
   if (kind === 'timed_out') {

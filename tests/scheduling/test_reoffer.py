@@ -414,3 +414,18 @@ def test_a_batch_of_timeouts_reoffers_with_a_fixed_number_of_queries(
         if appt.therapist_id in busy:
             assert appt.starts_at >= busy[appt.therapist_id] + timedelta(minutes=30)
         busy[appt.therapist_id] = appt.ends_at
+
+
+def test_the_history_names_who_each_offer_went_to_and_each_therapist_sees_only_their_part(
+        offer_overdue, therapist, therapist_b, operator, api):
+    appt = offer_overdue(therapist)
+    workflow.sweep()
+
+    history = api(operator).get(f"{APPTS}{appt.id}/").json()["history"]
+    mine = api(therapist_b).get(f"{APPTS}{appt.id}/").json()["history"]
+
+    assert [(h["kind"], h["therapist"] and h["therapist"]["name"], h["actor"]) for h in history] == [
+        ("created", None, "Olga Operator"), ("assigned", "Ana Cruz", "Olga Operator"),
+        ("timed_out", "Ana Cruz", None), ("assigned", "Bea Santos", None)]
+    assert [(h["kind"], h["therapist"] and h["therapist"]["name"]) for h in mine] == [
+        ("created", None), ("assigned", "Bea Santos")]
