@@ -241,6 +241,7 @@ class AppointmentAdmin(admin.ModelAdmin):
         ("Workflow", {"fields": (
             "status", "therapist", "assigned_at", "response_deadline", "responded_at", "started_at",
             "completed_at", "cancelled_at", "auto_cancelled_at", "cancellation_reason", "cancellation_note",
+            "auto_offers", "held",
         )}),
         ("Record", {"fields": ("created_by", "created_at", "updated_at")}),
     )

@@ -14,10 +14,11 @@ booking is in the way.
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db.models import Max
@@ -121,6 +122,12 @@ def _load(appointments: list[Appointment], therapist_ids: set[int] | None) -> _F
 
 
 def _verdict(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
+    return _standing_reason(appt, user, facts) or _clash(appt, facts.busy.get(user.id, ()), facts.buffer)
+
+
+def _standing_reason(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
+    """Everything but the other bookings: account, qualification, an accepted
+    rejection, availability."""
     if user is None or user.role != User.Role.THERAPIST:
         return "is not a therapist"
     if not user.is_active:
@@ -131,26 +138,29 @@ def _verdict(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
         return "had their rejection of this appointment accepted"
     if not any(start <= appt.starts_at and appt.ends_at <= end for start, end in facts.slots.get(user.id, ())):
         return f"has no availability covering {when(appt.starts_at)}–{hhmm(appt.ends_at)}"
-    busy = facts.busy.get(user.id, ())
-    for other_id, start, end, _place in busy:
-        if other_id != appt.id and start < appt.ends_at and appt.starts_at < end:
-            return f"already has appointment #{other_id} at {hhmm(start)}–{hhmm(end)}"
-    if facts.buffer:
-        return _travel_clash(appt, busy, facts.buffer)
     return None
 
 
-def _travel_clash(appt: Appointment, busy, buffer: timedelta) -> str | None:
+def _clash(appt: Appointment, busy, buffer: timedelta) -> str | None:
+    """The booking in the way: an overlap, or (at another place) too little time to travel."""
+    for other_id, start, end, _place in busy:
+        if other_id != appt.id and start < appt.ends_at and appt.starts_at < end:
+            return f"already has appointment #{other_id} at {hhmm(start)}–{hhmm(end)}"
+    if not buffer:
+        return None
     here = place_key(appt.location)
-    minutes = int(buffer.total_seconds() // 60)
     for other_id, start, end, place in busy:
         if other_id == appt.id or place == here:
             continue
         if end <= appt.starts_at < end + buffer:
-            return f"needs {minutes} min to travel after #{other_id}, which ends at {hhmm(end)}"
+            return f"needs {_minutes(buffer)} min to travel after #{other_id}, which ends at {hhmm(end)}"
         if appt.ends_at <= start < appt.ends_at + buffer:
-            return f"needs {minutes} min to travel before #{other_id}, which starts at {hhmm(start)}"
+            return f"needs {_minutes(buffer)} min to travel before #{other_id}, which starts at {hhmm(start)}"
     return None
+
+
+def _minutes(span: timedelta) -> int:
+    return int(span.total_seconds() // 60)
 
 
 @dataclass
@@ -169,75 +179,81 @@ def available_therapists(appointment: Appointment) -> list[RankedTherapist]:
     facts = _load([appointment], None)
     free = [tid for tid in facts.qualified.get(appointment.service_id, ())
             if _verdict(appointment, facts.users.get(tid), facts) is None]
-    workload = _Workload.load([appointment], free)
+    workload = _Workload.load([appointment], free, facts.users)
     return [RankedTherapist(facts.users[tid], *workload.standing(appointment, tid))
-            for tid in workload.order(appointment, free, facts.users)]
+            for tid in workload.order(appointment, free)]
 
 
 def rank(appointment: Appointment, free_ids: list[int]) -> list[RankedTherapist]:
     if not free_ids:
         return []
     users = {u.id: u for u in User.objects.filter(id__in=free_ids)}
-    workload = _Workload.load([appointment], list(users))
+    workload = _Workload.load([appointment], list(users), users)
     return [RankedTherapist(users[tid], *workload.standing(appointment, tid))
-            for tid in workload.order(appointment, list(users), users)]
+            for tid in workload.order(appointment, list(users))]
 
 
 _EPOCH = datetime.min.replace(tzinfo=timezone.get_fixed_timezone(0))
 
 
-def _local_day(value: datetime) -> tuple[datetime, datetime]:
-    start = timezone.localtime(value).replace(hour=0, minute=0, second=0, microsecond=0)
-    return start, start + timedelta(days=1)
+def _local_date(value: datetime, tz=None) -> date:
+    return value.astimezone(tz or timezone.get_current_timezone()).date()
 
 
 class _Workload:
     """What the ranking reads, for a whole batch at once (two queries): each
     candidate's appointments (any status but cancelled) over the local days the
-    batch touches, and their last end before those days."""
+    batch touches — counted per day, their ends sorted — and their last end
+    before those days."""
 
-    def __init__(self, rows: dict[int, list[tuple[datetime, datetime]]], before: dict[int, datetime]):
-        self.rows = rows
-        self.before = before
+    def __init__(self, users: dict[int, User]):
+        self.tz = timezone.get_current_timezone()  # looked up once: it is a context-local read
+        self.names = {tid: user.display_name for tid, user in users.items()}
+        self.per_day: dict[tuple[int, date], int] = defaultdict(int)
+        self.ends: dict[int, list[datetime]] = defaultdict(list)
+        self.before: dict[int, datetime] = {}
 
     @classmethod
-    def load(cls, appointments: list[Appointment], therapist_ids) -> _Workload:
-        rows: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    def load(cls, appointments: list[Appointment], therapist_ids, users: dict[int, User]) -> _Workload:
+        workload = cls(users)
         if not therapist_ids or not appointments:
-            return cls(rows, {})
-        lo = min(_local_day(a.starts_at)[0] for a in appointments)
-        hi = max(_local_day(a.starts_at)[1] for a in appointments)
+            return workload
+        tz = workload.tz
+        days = {_local_date(a.starts_at, tz) for a in appointments}
+        lo = datetime.combine(min(days), time.min, tzinfo=tz)
+        hi = datetime.combine(max(days) + timedelta(days=1), time.min, tzinfo=tz)
         counted = Appointment.objects.filter(therapist_id__in=therapist_ids).exclude(status=Status.CANCELLED)
         for tid, start, end in counted.filter(starts_at__lt=hi, ends_at__gte=lo).values_list(
                 "therapist_id", "starts_at", "ends_at"):
-            rows[tid].append((start, end))
-        before = dict(counted.filter(ends_at__lt=lo).values("therapist_id").annotate(last=Max("ends_at"))
-                      .values_list("therapist_id", "last"))
-        return cls(rows, before)
+            workload.add(tid, start, end)
+        workload.before = dict(counted.filter(ends_at__lt=lo).values("therapist_id").annotate(last=Max("ends_at"))
+                               .values_list("therapist_id", "last"))
+        return workload
+
+    def add(self, tid: int, start: datetime, end: datetime) -> None:
+        self.per_day[tid, _local_date(start, self.tz)] += 1
+        insort(self.ends[tid], end)
+
+    def remove(self, tid: int, start: datetime, end: datetime) -> None:
+        self.per_day[tid, _local_date(start, self.tz)] -= 1
+        self.ends[tid].remove(end)
 
     def standing(self, appt: Appointment, tid: int) -> tuple[int, datetime | None]:
         """(appointments that local day, end of their last one before this start)."""
-        day_start, day_end = _local_day(appt.starts_at)
-        rows = self.rows.get(tid, ())
-        that_day = sum(1 for start, _ in rows if day_start <= start < day_end)
-        last = max((end for _, end in rows if end <= appt.starts_at), default=None)
-        return that_day, last or self.before.get(tid)
+        ends = self.ends.get(tid)
+        i = bisect_right(ends, appt.starts_at) if ends else 0
+        return (self.per_day.get((tid, _local_date(appt.starts_at, self.tz)), 0),
+                ends[i - 1] if i else self.before.get(tid))
 
-    def order(self, appt: Appointment, therapist_ids, users: dict[int, User]) -> list[int]:
-        return sorted(therapist_ids, key=lambda tid: self._key(appt, tid, users))
+    def key(self, starts_at: datetime, day: date, tid: int):
+        ends = self.ends.get(tid)
+        i = bisect_right(ends, starts_at) if ends else 0
+        last = ends[i - 1] if i else self.before.get(tid)
+        return self.per_day.get((tid, day), 0), last or _EPOCH, self.names[tid], tid
 
-    def best(self, appt: Appointment, therapist_ids, users: dict[int, User]) -> int | None:
-        return min(therapist_ids, key=lambda tid: self._key(appt, tid, users), default=None)
-
-    def _key(self, appt: Appointment, tid: int, users: dict[int, User]):
-        that_day, last = self.standing(appt, tid)
-        return that_day, last or _EPOCH, users[tid].display_name, tid
-
-    def add(self, tid: int, appt: Appointment) -> None:
-        self.rows.setdefault(tid, []).append((appt.starts_at, appt.ends_at))
-
-    def remove(self, tid: int, appt: Appointment) -> None:
-        self.rows[tid].remove((appt.starts_at, appt.ends_at))
+    def order(self, appt: Appointment, therapist_ids) -> list[int]:
+        day = _local_date(appt.starts_at, self.tz)
+        return sorted(therapist_ids, key=lambda tid: self.key(appt.starts_at, day, tid))
 
 
 class Planner:
@@ -250,39 +266,95 @@ class Planner:
     overlap or leave too little time to travel. A read, like the rest of this
     module: the caller locks the therapists it picked and then calls `refresh`
     with them, so the checks run on what is committed once the lock is held.
+
+    For speed the ranked candidates of the last (service, start, end) asked
+    about are kept sorted, and an offer only moves the therapist it went to (a
+    sweep batch often holds many bookings of one time); the other bookings are
+    checked lazily, best first, until a free therapist turns up.
     """
 
     def __init__(self, appointments: list[Appointment]):
         self.appointments = appointments
         self.facts = _load(appointments, None) if appointments else _Facts({}, {}, {}, {}, set(), travel_buffer())
-        self.workload = _Workload.load(appointments, list(self.facts.users))
+        self.workload = _Workload.load(appointments, list(self.facts.users), self.facts.users)
         self.taken: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
+        # The standing candidates of one (service, start, end), best first, and their keys.
+        self._slot: tuple | None = None
+        self._ranked: list[tuple] = []
+        self._keys: dict[int, tuple] = {}
+        self._active_by_service: dict[int, list] = {}
 
-    def _free(self, appt: Appointment, skip: set[int]) -> list[int]:
-        users = self.facts.users
-        return [tid for tid in self.facts.qualified.get(appt.service_id, ())
-                if tid not in skip and _verdict(appt, users.get(tid), self.facts) is None]
+    def _candidates(self, appt: Appointment) -> list:
+        slot = (appt.service_id, appt.starts_at, appt.ends_at)
+        if slot != self._slot:
+            # The hot loop of a sweep with re-offer: `_Workload.key` written inline.
+            workload = self.workload
+            per_day, all_ends, before, names = workload.per_day, workload.ends, workload.before, workload.names
+            starts_at, ends_at = appt.starts_at, appt.ends_at
+            day = _local_date(starts_at, workload.tz)
+            keys = {}
+            for tid, slots in self._active(appt.service_id):
+                for start, end in slots:
+                    if start <= starts_at and ends_at <= end:
+                        ends = all_ends.get(tid)
+                        i = bisect_right(ends, starts_at) if ends else 0
+                        last = ends[i - 1] if i else before.get(tid)
+                        keys[tid] = (per_day.get((tid, day), 0), last or _EPOCH, names[tid], tid)
+                        break
+            self._slot, self._keys = slot, keys
+            self._ranked = sorted((k, tid) for tid, k in keys.items())
+        return self._ranked
+
+    def _active(self, service_id: int) -> list[tuple[int, list]]:
+        """The active therapists qualified for `service_id`, with their slots. The
+        per-appointment exclusion (an accepted rejection) is checked in the walk."""
+        if service_id not in self._active_by_service:
+            facts = self.facts
+            self._active_by_service[service_id] = [
+                (tid, facts.slots.get(tid, ())) for tid in facts.qualified.get(service_id, ())
+                if (user := facts.users.get(tid)) is not None and user.is_active
+                and user.role == User.Role.THERAPIST]
+        return self._active_by_service[service_id]
+
+    def _free(self, appt: Appointment, skip):
+        facts = self.facts
+        for _, tid in self._candidates(appt):
+            if tid in skip or (appt.id, tid) in facts.excluded:
+                continue
+            if _clash(appt, facts.busy.get(tid, ()), facts.buffer) is None:
+                yield tid
 
     def best(self, appt: Appointment, skip: set[int] = frozenset()) -> int | None:
-        return self.workload.best(appt, self._free(appt, skip), self.facts.users)
+        return next(self._free(appt, skip), None)
 
     def anyone(self, appt: Appointment, skip: set[int] = frozenset()) -> bool:
-        return bool(self._free(appt, skip))
+        return next(self._free(appt, skip), None) is not None
 
     def why_not(self, appt: Appointment, tid: int) -> str | None:
         return _verdict(appt, self.facts.users.get(tid), self.facts)
+
+    def _moved(self, tid: int) -> None:
+        """`tid`'s workload changed: move it in the ranked list kept."""
+        keys = self._keys
+        if tid in keys:
+            starts_at = self._slot[1]
+            self._ranked.pop(bisect_left(self._ranked, (keys[tid], tid)))
+            keys[tid] = self.workload.key(starts_at, _local_date(starts_at, self.workload.tz), tid)
+            insort(self._ranked, (keys[tid], tid))
 
     def take(self, appt: Appointment, tid: int) -> None:
         entry = (appt.id, appt.starts_at, appt.ends_at, place_key(appt.location))
         self.taken[tid].append(entry)
         self.facts.busy.setdefault(tid, []).append(entry)
-        self.workload.add(tid, appt)
+        self.workload.add(tid, appt.starts_at, appt.ends_at)
+        self._moved(tid)
 
     def give_back(self, appt: Appointment, tid: int) -> None:
         entry = (appt.id, appt.starts_at, appt.ends_at, place_key(appt.location))
         self.taken[tid].remove(entry)
         self.facts.busy[tid].remove(entry)
-        self.workload.remove(tid, appt)
+        self.workload.remove(tid, appt.starts_at, appt.ends_at)
+        self._moved(tid)
 
     def refresh(self, therapist_ids) -> None:
         """Reload these therapists (account, qualifications, slots, bookings) as
@@ -305,3 +377,6 @@ class Planner:
             facts.qualified[service_id] -= ids - now_qualified
             facts.qualified[service_id] |= now_qualified
         facts.excluded |= fresh.excluded
+        # Accounts or slots may have changed: rank again.
+        self._slot, self._ranked, self._keys = None, [], {}
+        self._active_by_service.clear()

@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Value, When
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts.models import AccountStatusChange, User
@@ -160,6 +161,31 @@ def _explain_lost_offer(appt: Appointment, actor: User) -> None:
 def _save(appt: Appointment, now: datetime, *fields: str) -> None:
     appt.updated_at = now
     appt.save(update_fields=[*fields, "updated_at"])
+
+
+def _save_many(appts: list[Appointment], now: datetime, *fields: str) -> None:
+    """`_save` for a batch, in one UPDATE. A field with one value for every row is
+    set plainly; the others get `CASE id WHEN … THEN … END`, written out: Django's
+    Case/When (and `bulk_update`) resolves every When as a filter, which took
+    seconds of CPU for a sweep batch of 500."""
+    if not appts:
+        return
+    updates = {}
+    for name in (*fields, "updated_at"):
+        if name == "updated_at":
+            for appt in appts:
+                appt.updated_at = now
+        model_field = Appointment._meta.get_field(name)
+        values = {appt.id: model_field.get_db_prep_save(getattr(appt, model_field.attname), connection)
+                  for appt in appts}
+        if len(set(values.values())) == 1:
+            updates[model_field.attname] = getattr(appts[0], model_field.attname)
+            continue
+        sql = "CASE id " + " ".join(["WHEN %s THEN %s"] * len(values)) + " END"
+        # Only placeholders in the SQL: every id and value travels as a parameter.
+        updates[model_field.attname] = RawSQL(sql, [x for pair in values.items() for x in pair],  # noqa: S611
+                                              output_field=model_field)
+    Appointment.objects.filter(id__in=[a.id for a in appts]).update(**updates)
 
 
 def _clean_text(value: str, *, field: str, required: bool = True) -> str:
@@ -802,11 +828,9 @@ def _reoffer_locked(appts: list[Appointment], outbox: Outbox) -> _Reoffers:
     fields: tuple[str, ...] = ()
     for appt in offered:
         appt.auto_offers += 1
-        appt.updated_at = now
         fields = _open_offer(appt, result.chosen[appt.id], outbox, actor=None,
                              deadline=reoffer_deadline(appt, now), auto=True, auto_offer=appt.auto_offers)
-    if offered:
-        Appointment.objects.bulk_update(offered, [*fields, "auto_offers", "updated_at"])
+    _save_many(offered, now, *fields, "auto_offers")
     waiting = [a for a in appts if a.id in result.waiting]
     if not waiting:
         return result

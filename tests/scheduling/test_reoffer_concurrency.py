@@ -6,17 +6,19 @@ reaching for the same therapist never both get her."""
 import random
 import subprocess
 import sys
+import threading
 from collections import Counter, defaultdict
 from datetime import timedelta
 from itertools import pairwise
 
 import pytest
+from django.db import connection, transaction
 from django.db.models import Count
 from django.utils import timezone
 
 from accounts.models import AccountStatusChange, User
 from scheduling import workflow
-from scheduling.availability import place_key
+from scheduling.availability import available_therapists, place_key
 from scheduling.models import Appointment, AppointmentEvent
 from tests.conftest import make_therapist, make_user
 from tests.scheduling.test_auto_cancel_overdue import bulk_overdue
@@ -178,3 +180,41 @@ def test_an_operator_and_a_reoffer_reaching_for_one_therapist_never_both_get_her
         # Out of the way of the next trial.
         User.objects.filter(pk__in=[late.pk, bea.pk]).update(is_active=False)
     assert_nobody_double_booked()
+
+
+def test_a_therapist_someone_else_is_booking_is_passed_over_not_waited_for(make_appointment, operator, service):
+    """Bea ranks first, but another transaction holds her row (an operator's assign
+    in flight): the sweep does not wait for it, the booking goes to the next one."""
+    ana = make_therapist("ana", service, name="Ana Cruz")
+    bea = make_therapist("bea", service, name="Bea Santos")
+    cara = make_therapist("cara", service, name="Cara Reyes")
+    # Cara ranks after Bea: busier that day, or (across midnight) more recently busy.
+    make_appointment("confirmed", cara, starts_in=timedelta(hours=1))
+    appt = make_appointment("pending", ana)
+    Appointment.objects.filter(pk=appt.pk).update(response_deadline=timezone.now() - timedelta(seconds=1))
+    holding, release = threading.Event(), threading.Event()
+
+    def hold_bea() -> None:
+        try:
+            with transaction.atomic():
+                User.objects.select_for_update().get(pk=bea.pk)
+                holding.set()
+                release.wait(timeout=30)
+        finally:
+            connection.close()
+
+    holder = threading.Thread(target=hold_bea)
+    holder.start()
+    try:
+        assert holding.wait(timeout=10)
+        result = workflow.expire_overdue(batch_size=10)
+    finally:
+        release.set()
+        holder.join(timeout=10)
+
+    appt.refresh_from_db()
+    assert result.actions[0].reoffered
+    assert appt.therapist_id == cara.id
+    # With Bea's row free again she is first in line for the next one.
+    later = make_appointment("pending", starts_in=timedelta(hours=20))
+    assert [r.therapist.id for r in available_therapists(later)][:1] == [bea.id]
