@@ -96,6 +96,15 @@ def unread_counts(user_ids: Iterable[int]) -> dict[int, int]:
     if not ids:
         return {}
     table = connection.ops.quote_name(Notification._meta.db_table)
+    if connection.vendor == "postgresql":
+        # The same bounded count, written once and run for each id of the array:
+        # PostgreSQL plans one subquery instead of one per user (planning a UNION
+        # of 500 took about a second, a sweep batch's largest cost).
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"SELECT u.id, (SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE recipient_id = u.id "  # noqa: S608
+                f"AND read_at IS NULL LIMIT {UNREAD_CAP}) AS capped) FROM unnest(%s::bigint[]) AS u(id)", [ids])
+            return {int(user_id): int(count) for user_id, count in cursor.fetchall()}
     # One bounded scalar subquery per user, over the (recipient, read_at) index.
     selects = " UNION ALL ".join(
         [f"SELECT %s, (SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE recipient_id = %s "  # noqa: S608
