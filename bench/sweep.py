@@ -12,11 +12,12 @@ each one.
 
 Re-offer variant: the due appointments are of a service of their own, given by
 their late therapists (20 appointments each) and as many free ones, all with
-availability over the whole span. The due appointments start 500 at a time in
-75-minute slots at the clients' (different) addresses, so a free therapist can
-take one slot in two (60 minutes, then 30 to travel): about half the bookings
-get a new offer and the rest wait for the operators, which exercises both
-paths. Reported: appointments handled per second, offers made, waiting.
+availability over the whole span. They start in 75-minute slots, as many at a
+time as there are late therapists, each at an address of its own, so a free
+therapist can take one slot in two (60 minutes, then 30 to travel): half the
+bookings get a new offer and the other half wait for the operators, which
+exercises both paths. Reported: appointments handled per second, offers made,
+waiting.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from __future__ import annotations
 import time
 
 from django.db import connection
+from django.db.models import CharField, F, Value
+from django.db.models.functions import Cast, Concat
 from django.test.utils import CaptureQueriesContext, override_settings
 
 from notifications import realtime
@@ -96,6 +99,9 @@ def reoffer_once(world: data.World, due: int) -> dict:
     late = data.create_therapists(world, per_group, prefix=f"late{due}-", service=service)
     free = data.create_therapists(world, per_group, prefix=f"free{due}-", service=service)
     appts = data.overdue(world, late, due, service=service)
+    # Every booking at a home of its own: the travel buffer applies between any two.
+    Appointment.objects.filter(id__in=[a.id for a in appts]).update(
+        location=Concat(F("location"), Value(", visit "), Cast(F("id"), CharField())))
     with override_settings(AUTO_REOFFER=True), CaptureQueriesContext(connection) as queries, \
             PublishMeter() as published:
         started = time.perf_counter()

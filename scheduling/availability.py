@@ -122,7 +122,11 @@ def _load(appointments: list[Appointment], therapist_ids: set[int] | None) -> _F
 
 
 def _verdict(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
-    return _standing_reason(appt, user, facts) or _clash(appt, facts.busy.get(user.id, ()), facts.buffer)
+    reason = _standing_reason(appt, user, facts)
+    if reason:
+        return reason
+    clash = _clash(appt, facts.busy.get(user.id, ()), facts.buffer)
+    return _clash_reason(clash, facts.buffer) if clash else None
 
 
 def _standing_reason(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
@@ -141,22 +145,35 @@ def _standing_reason(appt: Appointment, user: User | None, facts: _Facts) -> str
     return None
 
 
-def _clash(appt: Appointment, busy, buffer: timedelta) -> str | None:
-    """The booking in the way: an overlap, or (at another place) too little time to travel."""
+def _clash(appt: Appointment, busy, buffer: timedelta, here: str | None = None) -> tuple | None:
+    """The booking in the way, as (how, its id, its start, its end): "overlap", or
+    at another place too little time to travel "after" it or "before" it. Only
+    a refusal is worded (`_clash_reason`): the sweep asks this thousands of times."""
+    appt_id, starts_at, ends_at = appt.id, appt.starts_at, appt.ends_at
     for other_id, start, end, _place in busy:
-        if other_id != appt.id and start < appt.ends_at and appt.starts_at < end:
-            return f"already has appointment #{other_id} at {hhmm(start)}–{hhmm(end)}"
+        if other_id != appt_id and start < ends_at and starts_at < end:
+            return "overlap", other_id, start, end
     if not buffer:
         return None
-    here = place_key(appt.location)
+    if here is None:
+        here = place_key(appt.location)
     for other_id, start, end, place in busy:
-        if other_id == appt.id or place == here:
+        if other_id == appt_id or place == here:
             continue
-        if end <= appt.starts_at < end + buffer:
-            return f"needs {_minutes(buffer)} min to travel after #{other_id}, which ends at {hhmm(end)}"
-        if appt.ends_at <= start < appt.ends_at + buffer:
-            return f"needs {_minutes(buffer)} min to travel before #{other_id}, which starts at {hhmm(start)}"
+        if end <= starts_at < end + buffer:
+            return "after", other_id, start, end
+        if ends_at <= start < ends_at + buffer:
+            return "before", other_id, start, end
     return None
+
+
+def _clash_reason(clash: tuple, buffer: timedelta) -> str:
+    how, other_id, start, end = clash
+    if how == "overlap":
+        return f"already has appointment #{other_id} at {hhmm(start)}–{hhmm(end)}"
+    if how == "after":
+        return f"needs {_minutes(buffer)} min to travel after #{other_id}, which ends at {hhmm(end)}"
+    return f"needs {_minutes(buffer)} min to travel before #{other_id}, which starts at {hhmm(start)}"
 
 
 def _minutes(span: timedelta) -> int:
@@ -318,10 +335,11 @@ class Planner:
 
     def _free(self, appt: Appointment, skip):
         facts = self.facts
+        busy, buffer, excluded, here = facts.busy, facts.buffer, facts.excluded, place_key(appt.location)
         for _, tid in self._candidates(appt):
-            if tid in skip or (appt.id, tid) in facts.excluded:
+            if tid in skip or (appt.id, tid) in excluded:
                 continue
-            if _clash(appt, facts.busy.get(tid, ()), facts.buffer) is None:
+            if _clash(appt, busy.get(tid, ()), buffer, here) is None:
                 yield tid
 
     def best(self, appt: Appointment, skip: set[int] = frozenset()) -> int | None:

@@ -258,8 +258,8 @@ def _open_offer(appt: Appointment, therapist: User, outbox: Outbox, *, actor: Us
     """Put `appt` to `therapist` as a new offer, to be answered by `deadline`: the
     one place every offer opens (an operator's assign, an automatic re-offer).
     Changes the row in memory, writes its `assigned` event and tells the
-    therapist; returns the fields to save (one row: `_save`; a batch: one
-    `bulk_update`). The caller holds the therapist's row lock."""
+    therapist; returns the fields to save (one row: `_save`; a batch:
+    `_save_many`, one UPDATE). The caller holds the therapist's row lock."""
     appt.therapist = therapist
     appt.assigned_at = outbox.now
     appt.response_deadline = deadline
@@ -456,7 +456,7 @@ def hold(*, actor: User, appointment_id: int, on: bool = True) -> Appointment:
 @dataclass
 class SweepAction:
     appointment_id: int
-    kind: str  # "timed_out" or "no_available_therapist"
+    kind: str  # "timed_out", "no_available_therapist" or "reoffered" (a disabled therapist's other offer)
     line: str
     therapist_disabled: bool = False
     reoffered: bool = False  # it went on to the next therapist (AUTO_REOFFER)
@@ -495,6 +495,10 @@ def _expire_locked(appts: list[Appointment], outbox: Outbox) -> list[SweepAction
     3. write one event per appointment, tell each therapist about their own, and
        give every operator one digest of the batch — plus one `needs_attention`
        note naming the open jobs the disabled therapists still hold.
+
+    With AUTO_REOFFER on, step 1 puts them back in the queue instead (still
+    pending) and step 3 is `_time_out_and_reoffer`: the same events and notes,
+    then each goes on to its next therapist within this transaction.
     """
     if not appts:
         return []
@@ -733,7 +737,7 @@ def _why_no_reoffer(appt: Appointment, now: datetime) -> str | None:
     if appt.starts_at - now < REOFFER_MIN_LEAD:
         return f"it starts in less than {int(REOFFER_MIN_LEAD.total_seconds() // 60)} minutes"
     if appt.auto_offers >= settings.REOFFER_MAX:
-        return f"it has had the {settings.REOFFER_MAX} automatic offers allowed"
+        return f"its automatic offers are used up ({appt.auto_offers} of {settings.REOFFER_MAX})"
     return None
 
 
@@ -781,10 +785,15 @@ def _choose_therapists(appts: list[Appointment], now: datetime) -> _Reoffers:
     picks: dict[int, int] = {}
     locked: dict[int, User] = {}
     passed_over: set[int] = set()
+    # Found nobody free with nobody passed over: later offers only take therapists away.
+    nobody: set[int] = set()
     for _ in range(REOFFER_ROUNDS):
         for appt in todo:
             tid = planner.best(appt, passed_over)
-            if tid is not None:
+            if tid is None:
+                if not passed_over:
+                    nobody.add(appt.id)
+            else:
                 planner.take(appt, tid)
                 picks[appt.id] = tid
         new = {picks[a.id] for a in todo if a.id in picks} - locked.keys()
@@ -803,12 +812,14 @@ def _choose_therapists(appts: list[Appointment], now: datetime) -> _Reoffers:
         todo = retry
         if not todo:
             break
+    window_end = now + response_window()
     for appt in appts:
         if appt.id in picks:
             result.chosen[appt.id] = locked[picks[appt.id]]
             continue
         result.waiting.setdefault(appt.id, "no therapist is available for it")
-        if planner.anyone(appt):
+        # Only needed where the no-available-therapist rule could apply (see _reoffer_locked).
+        if now < appt.starts_at <= window_end and appt.id not in nobody and planner.anyone(appt):
             result.someone_free.add(appt.id)
     return result
 

@@ -228,7 +228,7 @@ def test_after_reoffer_max_automatic_offers_it_waits_for_the_operators(
 
     appt.refresh_from_db()
     assert (appt.status, appt.therapist_id, appt.auto_offers) == ("pending", None, 1)
-    assert last_event(appt, "timed_out").data["waiting"] == "it has had the 1 automatic offers allowed"
+    assert last_event(appt, "timed_out").data["waiting"] == "its automatic offers are used up (1 of 1)"
     assert User.objects.filter(pk__in=[therapist_b.id, cara.id], is_active=True).count() == 1
     assert Notification.objects.filter(kind="needs_attention", appointment=appt, recipient=operator).exists()
 
