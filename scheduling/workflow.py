@@ -421,8 +421,9 @@ def cancel(*, actor: User, appointment_id: int, reason: str) -> Appointment:
         if appt.therapist_id:
             outbox.notify(appt.therapist_id, Say.CANCELLED, appt,
                           f"Appointment #{appt.id} at {_when(appt.starts_at)} was cancelled: {reason}")
-        if from_status == Status.REJECTED:
-            outbox.handled_for_everyone(appt, Say.REJECTED)
+        # Whatever the operators were asked to do about it is settled now.
+        outbox.handled_for_everyone(appt, Say.NEEDS_ATTENTION,
+                                    *([Say.REJECTED] if from_status == Status.REJECTED else []))
 
     return _run(appointment_id, actor, body)
 

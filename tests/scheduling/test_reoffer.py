@@ -181,6 +181,17 @@ def test_an_operator_assigning_by_hand_settles_the_attention_notes(offer_overdue
     assert not Notification.objects.filter(kind="needs_attention", appointment=appt, read_at__isnull=True).exists()
 
 
+def test_cancelling_a_waiting_booking_settles_the_attention_notes(offer_overdue, therapist, operator, api):
+    appt = offer_overdue(therapist)
+    workflow.sweep()
+    assert Notification.objects.filter(kind="needs_attention", appointment=appt, read_at__isnull=True).exists()
+
+    response = api(operator).post(f"{APPTS}{appt.id}/cancel/", {"reason": "Client found someone"}, format="json")
+
+    assert response.status_code == 200
+    assert not Notification.objects.filter(kind="needs_attention", appointment=appt, read_at__isnull=True).exists()
+
+
 def test_under_ten_minutes_nobody_is_offered_it_and_the_usual_rule_cancels_it_when_due(
         offer_overdue, therapist, therapist_b, operator):
     appt = offer_overdue(therapist, starts_in=timedelta(minutes=8))
