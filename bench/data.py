@@ -163,7 +163,8 @@ def unassigned(world: World, count: int, *, per_slot: int, starts_in: timedelta 
 
 
 def assigned(world: World, therapists: list[User], count: int, *, starts_in: timedelta = timedelta(hours=3),
-             deadline_in: timedelta = timedelta(minutes=25), first_slot: int = 0) -> list[Appointment]:
+             deadline_in: timedelta = timedelta(minutes=25), first_slot: int = 0,
+             service: Service | None = None) -> list[Appointment]:
     """Pending and assigned (round robin over `therapists`), waiting for the answer."""
     now = timezone.now()
     base = now + starts_in + timedelta(minutes=75 * first_slot)
@@ -173,16 +174,17 @@ def assigned(world: World, therapists: list[User], count: int, *, starts_in: tim
         therapist = therapists[i % len(therapists)]
         specs.append({"status": Status.PENDING, "starts_at": _slot_start(base, i, len(therapists)),
                       "therapist": therapist, "assigned_at": now - timedelta(minutes=5),
-                      "response_deadline": now + deadline_in})
+                      "response_deadline": now + deadline_in, **({"service": service} if service else {})})
         events.append([(Kind.CREATED, "", Status.PENDING, None, op),
                        (Kind.ASSIGNED, Status.PENDING, Status.PENDING, therapist.id, op)])
     return _insert(world, specs, events)
 
 
-def overdue(world: World, therapists: list[User], count: int) -> list[Appointment]:
+def overdue(world: World, therapists: list[User], count: int, *, service: Service | None = None) -> list[Appointment]:
     """Pending and assigned, their answer due a minute ago: the sweep's work."""
     now = timezone.now()
-    appts = assigned(world, therapists, count, starts_in=timedelta(hours=2), deadline_in=-timedelta(minutes=1))
+    appts = assigned(world, therapists, count, starts_in=timedelta(hours=2), deadline_in=-timedelta(minutes=1),
+                     service=service)
     Appointment.objects.filter(id__in=[a.id for a in appts]).update(assigned_at=now - timedelta(minutes=31))
     return appts
 

@@ -7,6 +7,7 @@ README-soak
     .venv/bin/python -m bench.soak                 # 60 s, 50 therapists, 5 operators
     .venv/bin/python -m bench.soak --duration 120 --processes 2
     .venv/bin/python -m bench.soak --keep-db       # keep guitara_soak to look inside
+    .venv/bin/python -m bench.soak --reoffer       # with AUTO_REOFFER=1 (servers and sweep)
 
 What it starts (loopback only; it refuses any other host):
 - PostgreSQL: its own database `guitara_soak` (SOAK_DATABASE_URL, default
@@ -17,7 +18,10 @@ What it starts (loopback only; it refuses any other host):
 - `daphne guitara.asgi:application` (--processes N, default 1, clients spread
   round robin as a proxy would) and the deadline sweep beside it
   (`auto_cancel_overdue --every 5`), with RESPONSE_DEADLINE_MINUTES=1 so that
-  ignored assignments really time out within the run.
+  ignored assignments really time out within the run, and the default travel
+  buffer (TRAVEL_BUFFER_MINUTES=30): bookings are at their clients' addresses.
+  With --reoffer, AUTO_REOFFER=1: timeouts and accepted rejections go on to the
+  next therapist instead of being cancelled or waiting.
 
 Who it simulates (asyncio + httpx with API tokens; every therapist also keeps
 the dashboard websocket open with a session cookie):
@@ -33,16 +37,23 @@ the dashboard websocket open with a session cookie):
 
 Then it audits the database:
 1. no therapist double-booked (no two of one therapist's busy appointments —
-   pending, confirmed, rejected, in progress — overlap);
+   pending, confirmed, rejected, in progress — overlap, and two at different
+   addresses leave the travel buffer between them);
+1b. no appointment with two open offers: walking each one's events, an offer
+   (`assigned`) opens only when none is open, and a pending appointment's
+   therapist is the one its last offer went to;
 2. every appointment in a legal state (status and fields agree: a cancelled one
    has its reason, a confirmed one a therapist, ends = start + duration ...);
 3. every state change has exactly one event: each appointment's event chain
    runs from "" to pending, every event starts where the previous one ended, and
    the last ends at the current status;
-4. no lost notification: each assignment (and each denied rejection) notified
-   its therapist, each rejection every operator, each timeout the therapist and
-   every operator, each cancellation of an assigned booking its therapist — one
-   notification per event, no more, no less;
+4. no lost notification: each assignment, automatic ones included (and each
+   denied rejection), notified its therapist, each rejection every operator, each
+   timeout its therapist, each automatic take-back its previous therapist, each
+   cancellation of an assigned booking its therapist — one notification per
+   event, no more, no less; and each operator's digests (kinds `timeouts` and
+   `unstaffed`) count every timeout and every no-available-therapist
+   cancellation exactly once;
 5. no server error (5xx) and no crashed consumer.
 
 It prints the requests made, their statuses (409s are the expected losers of
@@ -94,7 +105,7 @@ def loopback_only(url: str) -> str:
     return url
 
 
-def configure() -> dict[str, str]:
+def configure(*, reoffer: bool = False) -> dict[str, str]:
     database_url = loopback_only(os.environ.get("SOAK_DATABASE_URL", DEFAULT_DATABASE_URL))
     name = urlparse(database_url).path.lstrip("/")
     if not name.startswith("guitara_soak") or not name.replace("_", "").isalnum():
@@ -113,6 +124,8 @@ def configure() -> dict[str, str]:
         # Bookings lie hours ahead; therapists still start and complete what they
         # confirmed, so every transition stays in the mix.
         "START_EARLY_MINUTES": "1440",
+        "TRAVEL_BUFFER_MINUTES": os.environ.get("TRAVEL_BUFFER_MINUTES", "30"),
+        "AUTO_REOFFER": "1" if reoffer else "0",
         "LOGIN_THROTTLE_RATE": "100000/min",
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
@@ -176,7 +189,7 @@ class Person:
 class Cast:
     operators: list[Person]
     therapists: list[Person]
-    clients: list[int]
+    clients: list[tuple[int, str]]  # (id, address): each booking is at its client's address
     services: list[tuple[int, int]]  # (id, duration minutes)
 
 
@@ -221,7 +234,8 @@ def create_cast(n_operators: int, n_therapists: int) -> Cast:
         Client(name=f"Client {i}", phone=f"+63 917 555 {i:04d}", address=f"{i} Mabini St, Makati")
         for i in range(40)
     ])
-    return Cast(operators, therapists, [c.id for c in clients], [(s.id, s.duration_minutes) for s in services])
+    return Cast(operators, therapists, [(c.id, c.address) for c in clients],
+                [(s.id, s.duration_minutes) for s in services])
 
 
 # ---------------------------------------------------------------------------
@@ -304,7 +318,8 @@ async def book_and_assign(api: Api, cast: Cast, rng: random.Random) -> None:
     # within a short run.
     walk_in = rng.random() < WALK_IN_SHARE
     starts_at = walk_in_start(rng) if walk_in else iso_in(rng.uniform(1.5, 21))
-    body = {"client": rng.choice(cast.clients), "service": service_id, "location": "Makati", "starts_at": starts_at}
+    client, address = rng.choice(cast.clients)
+    body = {"client": client, "service": service_id, "location": address, "starts_at": starts_at}
     response = await api.call("POST", "/api/scheduling/appointments/", "POST create", body)
     if response is None or response.status_code != 201:
         return
@@ -514,15 +529,19 @@ class Invariant:
 
 
 def audit() -> list[Invariant]:
+    from django.conf import settings
+
     from accounts.models import User
     from notifications.models import Notification
+    from scheduling.availability import place_key
     from scheduling.models import Appointment, AppointmentEvent, AppointmentRejection
 
     busy = set(Appointment.BUSY_STATUSES)
+    travel = timedelta(minutes=settings.TRAVEL_BUFFER_MINUTES)
     appts = list(Appointment.objects.select_related("service").order_by("id"))
     operator_ids = set(User.objects.filter(role="operator").values_list("id", flat=True))
 
-    double = Invariant("no therapist double-booked")
+    double = Invariant("no therapist double-booked (travel included)")
     by_therapist: dict[int, list] = defaultdict(list)
     for a in appts:
         if a.therapist_id and a.status in busy:
@@ -534,6 +553,10 @@ def audit() -> list[Invariant]:
             if later.starts_at < earlier.ends_at:
                 double.fail(f"therapist {therapist_id}: #{earlier.id} ({earlier.status}) overlaps "
                             f"#{later.id} ({later.status})")
+            elif place_key(later.location) != place_key(earlier.location) and \
+                    later.starts_at < earlier.ends_at + travel:
+                double.fail(f"therapist {therapist_id}: #{earlier.id} ends {later.starts_at - earlier.ends_at} "
+                            f"before #{later.id} starts elsewhere (travel {travel})")
 
     legal = Invariant("every appointment in a legal state")
     open_rejections = set(AppointmentRejection.objects.filter(review_decision="").values_list("appointment_id",
@@ -583,7 +606,7 @@ def audit() -> list[Invariant]:
     chain = Invariant("every state change has exactly one event (continuous chains)")
     events: dict[int, list] = defaultdict(list)
     for e in AppointmentEvent.objects.order_by("id").values("appointment_id", "kind", "from_status", "to_status",
-                                                             "therapist_id", "id"):
+                                                             "therapist_id", "id", "data"):
         events[e["appointment_id"]].append(e)
     for a in appts:
         chain.checked += 1
@@ -600,6 +623,25 @@ def audit() -> list[Invariant]:
         if items[-1]["to_status"] != a.status:
             chain.fail(f"#{a.id}: chain ends at {items[-1]['to_status']!r}, status is {a.status!r}")
 
+    offers = Invariant("no appointment with two open offers")
+    closes = {"accepted", "rejected", "timed_out", "rejection_accepted", "reassigned", "cancelled",
+              "no_available_therapist"}
+    for a in appts:
+        offers.checked += 1
+        holder = None  # the therapist an open offer waits on
+        for e in events.get(a.id, []):
+            if e["kind"] == "assigned":
+                if holder is not None:
+                    offers.fail(f"#{a.id}: offered to {e['therapist_id']} (event {e['id']}) while the offer to "
+                                f"{holder} was still open")
+                holder = e["therapist_id"]
+            elif e["kind"] == "rejection_denied":
+                holder = e["therapist_id"]
+            elif e["kind"] in closes:
+                holder = None
+        if a.status == "pending" and a.therapist_id != holder:
+            offers.fail(f"#{a.id}: pending with therapist {a.therapist_id}, but the open offer is to {holder}")
+
     lost = Invariant("no lost notification (one per event and recipient)")
     expected: Counter = Counter()
     for a in appts:
@@ -611,21 +653,31 @@ def audit() -> list[Invariant]:
                 for op in operator_ids:
                     expected[(a.id, "rejected", op)] += 1
             elif kind == "timed_out":
-                for recipient in (therapist, *operator_ids):
-                    expected[(a.id, "timed_out", recipient)] += 1
-            elif kind == "no_available_therapist":
-                for op in operator_ids:
-                    expected[(a.id, "no_available_therapist", op)] += 1
+                expected[(a.id, "timed_out", therapist)] += 1
+            elif kind == "reassigned" and e["data"].get("auto"):
+                expected[(a.id, "reassigned", therapist)] += 1
             elif kind == "cancelled" and therapist:
                 expected[(a.id, "cancelled", therapist)] += 1
-    actual = Counter(Notification.objects.filter(appointment__isnull=False).values_list(
-        "appointment_id", "kind", "recipient_id"))
+    # needs_attention notes name what waits for the operators (one per waiting booking,
+    # or one for a batch): not one per event, so they are not counted here.
+    actual = Counter(Notification.objects.filter(appointment__isnull=False).exclude(kind="needs_attention")
+                     .values_list("appointment_id", "kind", "recipient_id"))
     lost.checked = sum(expected.values())
     for key in sorted(set(expected) | set(actual), key=str):
         if expected[key] != actual[key]:
             lost.fail(f"#{key[0]} {key[1]} to user {key[2]}: {actual[key]} notification(s), "
                       f"{expected[key]} event(s)")
-    return [double, legal, chain, lost]
+    # The operators' digests: each counts its batch ("3 appointments ...", or the one
+    # appointment's own line "#12 cancelled: ..."); together, every event once.
+    for digest_kind, event_kind in (("timeouts", "timed_out"), ("unstaffed", "no_available_therapist")):
+        happened = sum(1 for items in events.values() for e in items if e["kind"] == event_kind)
+        for op in operator_ids:
+            messages = Notification.objects.filter(kind=digest_kind, recipient_id=op).values_list("message", flat=True)
+            counted = sum(1 if m.startswith("#") else int(m.split()[0]) for m in messages)
+            lost.checked += 1
+            if counted != happened:
+                lost.fail(f"operator {op}: {digest_kind} digests count {counted}, {happened} {event_kind} event(s)")
+    return [double, offers, legal, chain, lost]
 
 
 # ---------------------------------------------------------------------------
@@ -681,11 +733,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="share of assignments a therapist never answers (they time out)")
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--reoffer", action="store_true", help="AUTO_REOFFER=1 for the servers and the sweep")
     args = parser.parse_args(argv)
     duration = max(1.0, min(args.duration, MAX_DURATION))
 
-    configure()
-    print(f"soak: database {_database_name()}, redis {os.environ['REDIS_URL']} "
+    configure(reoffer=args.reoffer)
+    print(f"soak: AUTO_REOFFER={os.environ['AUTO_REOFFER']}, "
+          f"TRAVEL_BUFFER_MINUTES={os.environ['TRAVEL_BUFFER_MINUTES']}; "
+          f"database {_database_name()}, redis {os.environ['REDIS_URL']} "
           f"(prefix {os.environ['CHANNEL_LAYER_PREFIX']}), {duration:.0f} s", flush=True)
     recreate_database()
     import django

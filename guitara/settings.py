@@ -45,6 +45,18 @@ def env_float(name: str, default: float, *, minimum: float = 0.0) -> float:
     return value
 
 
+def env_flag(name: str, default: bool) -> bool:
+    """On/off: 1/true/yes/on or 0/false/no/off (any case); anything else is an error."""
+    raw = env.str(name, default="").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise ImproperlyConfigured(f"{name} must be on or off (1/0, true/false, yes/no), got {raw!r}")
+
+
 def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env.str(name, default=default).split(",") if item.strip()]
 
@@ -182,6 +194,14 @@ USE_TZ = True
 RESPONSE_DEADLINE_MINUTES = env_int("RESPONSE_DEADLINE_MINUTES", 30, minimum=1)
 # How long before its start a confirmed session may be started (earlier: 409 too_early).
 START_EARLY_MINUTES = env_int("START_EARLY_MINUTES", 30)
+# Home visits need travel: between two of a therapist's appointments at different
+# places there must be this many minutes (0 turns the rule off).
+TRAVEL_BUFFER_MINUTES = env_int("TRAVEL_BUFFER_MINUTES", 30)
+# Off by default (the seed's rules: a timeout cancels, an accepted rejection waits
+# or is cancelled). On: a booking that loses its therapist is offered to the best
+# available one at once, at most REOFFER_MAX times automatically.
+AUTO_REOFFER = env_flag("AUTO_REOFFER", False)
+REOFFER_MAX = env_int("REOFFER_MAX", 3)
 # How far ahead a booking may be made; further is almost always a typo.
 BOOKING_HORIZON_DAYS = env_int("BOOKING_HORIZON_DAYS", 365, minimum=1)
 

@@ -193,31 +193,59 @@ def _vapid_key():
     return _vapid[1]
 
 
+_pending = threading.local()
+
+
 def send_on_commit(user_id: int, message: dict, *, ttl: int, topic: str = "") -> None:
     """Push `message` (a JSON object) to each of the user's devices once the
     current transaction commits. `ttl`: seconds the push service may hold it for
     a device that is offline (after that it is useless); `topic`: a newer
-    message with the same topic replaces an undelivered older one."""
-    if enabled():
+    message with the same topic replaces an undelivered older one.
+
+    The pushes of one transaction go out together: one look-up of everybody's
+    devices after the commit, however many offers a sweep batch made."""
+    if not enabled():
+        return
+    connection = transaction.get_connection()
+    if not connection.in_atomic_block:
+        send_many([(user_id, message, ttl, topic)])
+        return
+    # Django starts a new list of commit hooks after each commit or rollback, so a
+    # batch tied to the current list is never carried into another transaction.
+    state = getattr(_pending, "state", None)
+    if state is None or state[0] is not connection.run_on_commit:
+        batch: list = []
         # robust: a failure here is logged; the committed request must not fail over a push.
-        transaction.on_commit(lambda: send(user_id, message, ttl=ttl, topic=topic), robust=True)
+        transaction.on_commit(lambda: send_many(batch), robust=True)
+        state = _pending.state = (connection.run_on_commit, batch)
+    state[1].append((user_id, message, ttl, topic))
 
 
 def send(user_id: int, message: dict, *, ttl: int, topic: str = "") -> list[Future]:
     """Queue the push for each of the user's devices; returns at once."""
-    if not enabled():
+    return send_many([(user_id, message, ttl, topic)])
+
+
+def send_many(pushes: list[tuple[int, dict, int, str]]) -> list[Future]:
+    """Queue each (user id, message, ttl, topic) for each of that user's devices,
+    with one query for all their devices; returns at once."""
+    if not enabled() or not pushes:
         return []
-    data = json.dumps(message, separators=(",", ":")).encode()
-    if len(data) > MAX_PAYLOAD_BYTES:
-        logger.error("push to user %s not sent: the message is %d bytes (at most %d)", user_id, len(data),
-                     MAX_PAYLOAD_BYTES)
-        return []
-    subscriptions = list(PushSubscription.objects.filter(user_id=user_id).values("id", "endpoint", "p256dh", "auth"))
+    devices: dict[int, list[dict]] = {}
+    for row in PushSubscription.objects.filter(user_id__in={user_id for user_id, *_ in pushes}).values(
+            "id", "user_id", "endpoint", "p256dh", "auth"):
+        devices.setdefault(row.pop("user_id"), []).append(row)
     futures = []
-    for subscription in subscriptions:
-        future = _submit(_deliver, subscription, data, max(0, int(ttl)), topic)
-        if future is not None:
-            futures.append(future)
+    for user_id, message, ttl, topic in pushes:
+        data = json.dumps(message, separators=(",", ":")).encode()
+        if len(data) > MAX_PAYLOAD_BYTES:
+            logger.error("push to user %s not sent: the message is %d bytes (at most %d)", user_id, len(data),
+                         MAX_PAYLOAD_BYTES)
+            continue
+        for subscription in devices.get(user_id, ()):
+            future = _submit(_deliver, subscription, data, max(0, int(ttl)), topic)
+            if future is not None:
+                futures.append(future)
     return futures
 
 

@@ -242,6 +242,7 @@ class AppointmentAdmin(admin.ModelAdmin):
         ("Workflow", {"fields": (
             "status", "therapist", "assigned_at", "response_deadline", "responded_at", "started_at",
             "completed_at", "cancelled_at", "auto_cancelled_at", "cancellation_reason", "cancellation_note",
+            "auto_offers", "held",
         )}),
         ("Offer and receipts", {"fields": (
             "offer_number", "offer_sent_at", "offer_delivered_at", "offer_seen_at", "offer_reminded_at",

@@ -4,18 +4,27 @@ One engine answers that question for `assign`, the ranked list an operator picks
 from, the sweep's no-available-therapist rule and every later rule that offers
 work (re-offer, reassign, reschedule). It is a read: it never locks or writes.
 Callers that act on the answer hold the therapist's row lock (see workflow).
+
+Home visits need travel: between two of a therapist's open appointments at
+different places there must be `TRAVEL_BUFFER_MINUTES`; at the same place
+(compared without case and extra spaces) back-to-back is fine, and so is a gap
+of exactly the buffer. The refusal names the clash, so an operator knows which
+booking is in the way.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Max, Q
+from django.conf import settings
+from django.db.models import Max
 from django.utils import timezone
 
+from accounts import formatting
 from accounts.models import User
 
 from .models import Appointment, AppointmentRejection, Availability, Service
@@ -34,8 +43,20 @@ class _Facts:
     users: dict[int, User]
     qualified: dict[int, set[int]]
     slots: dict[int, list[tuple[datetime, datetime]]]
-    busy: dict[int, list[tuple[int, datetime, datetime]]]
+    # therapist -> (appointment id, start, end, place) of their open appointments.
+    busy: dict[int, list[tuple[int, datetime, datetime, str]]]
     excluded: set[tuple[int, int]]
+    buffer: timedelta
+
+
+def travel_buffer() -> timedelta:
+    return timedelta(minutes=settings.TRAVEL_BUFFER_MINUTES)
+
+
+def place_key(location: str) -> str:
+    """Where an appointment is, as the travel rule compares it: without case,
+    surrounding spaces or runs of spaces."""
+    return " ".join((location or "").split()).casefold()
 
 
 def evaluate(appointments: list[Appointment], *, therapist_ids: Iterable[int] | None = None,
@@ -78,8 +99,9 @@ def _load(appointments: list[Appointment], therapist_ids: set[int] | None) -> _F
     candidate_ids = therapist_ids if therapist_ids is not None else set().union(*qualified.values())
     users = {u.id: u for u in User.objects.filter(id__in=candidate_ids)}
     slots: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    busy: dict[int, list[tuple[int, datetime, datetime]]] = defaultdict(list)
+    busy: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
     excluded: set[tuple[int, int]] = set()
+    buffer = travel_buffer()
     if users:
         lo = min(a.starts_at for a in appointments)
         hi = max(a.ends_at for a in appointments)
@@ -87,18 +109,30 @@ def _load(appointments: list[Appointment], therapist_ids: set[int] | None) -> _F
             therapist_id__in=users, starts_at__lte=hi, ends_at__gte=lo,
         ).values_list("therapist_id", "starts_at", "ends_at"):
             slots[tid].append((start, end))
-        for appt_id, tid, start, end in Appointment.objects.filter(
-            therapist_id__in=users, status__in=Appointment.BUSY_STATUSES, starts_at__lt=hi, ends_at__gt=lo,
-        ).values_list("id", "therapist_id", "starts_at", "ends_at"):
-            busy[tid].append((appt_id, start, end))
+        # Wider by the travel buffer: a booking that ends just before may still clash.
+        for appt_id, tid, start, end, location in Appointment.objects.filter(
+            therapist_id__in=users, status__in=Appointment.BUSY_STATUSES,
+            starts_at__lt=hi + buffer, ends_at__gt=lo - buffer,
+        ).values_list("id", "therapist_id", "starts_at", "ends_at", "location"):
+            busy[tid].append((appt_id, start, end, place_key(location)))
         excluded = set(AppointmentRejection.objects.filter(
             appointment_id__in=[a.id for a in appointments if a.id],
             review_decision=AppointmentRejection.Decision.ACCEPT,
         ).values_list("appointment_id", "therapist_id"))
-    return _Facts(users, qualified, slots, busy, excluded)
+    return _Facts(users, qualified, slots, busy, excluded, buffer)
 
 
 def _verdict(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
+    reason = _standing_reason(appt, user, facts)
+    if reason:
+        return reason
+    clash = _clash(appt, facts.busy.get(user.id, ()), facts.buffer)
+    return _clash_reason(clash, facts.buffer) if clash else None
+
+
+def _standing_reason(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
+    """Everything but the other bookings: account, qualification, an accepted
+    rejection, availability."""
     if user is None or user.role != User.Role.THERAPIST:
         return "is not a therapist"
     if not user.is_active:
@@ -109,11 +143,42 @@ def _verdict(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
         return "had their rejection of this appointment accepted"
     if not any(start <= appt.starts_at and appt.ends_at <= end for start, end in facts.slots.get(user.id, ())):
         return f"has no availability covering {span(appt.starts_at, appt.ends_at)}"
-    for other_id, start, end in facts.busy.get(user.id, ()):
-        # Back-to-back is fine: only a real overlap blocks.
-        if other_id != appt.id and start < appt.ends_at and appt.starts_at < end:
-            return f"already has appointment #{other_id} at {span(start, end)}"
     return None
+
+
+def _clash(appt: Appointment, busy, buffer: timedelta, here: str | None = None) -> tuple | None:
+    """The booking in the way, as (how, its id, its start, its end): "overlap", or
+    at another place too little time to travel "after" it or "before" it. Only
+    a refusal is worded (`_clash_reason`): the sweep asks this thousands of times."""
+    appt_id, starts_at, ends_at = appt.id, appt.starts_at, appt.ends_at
+    for other_id, start, end, _place in busy:
+        if other_id != appt_id and start < ends_at and starts_at < end:
+            return "overlap", other_id, start, end
+    if not buffer:
+        return None
+    if here is None:
+        here = place_key(appt.location)
+    for other_id, start, end, place in busy:
+        if other_id == appt_id or place == here:
+            continue
+        if end <= starts_at < end + buffer:
+            return "after", other_id, start, end
+        if ends_at <= start < ends_at + buffer:
+            return "before", other_id, start, end
+    return None
+
+
+def _clash_reason(clash: tuple, buffer: timedelta) -> str:
+    how, other_id, start, end = clash
+    if how == "overlap":
+        return f"already has appointment #{other_id} at {span(start, end)}"
+    if how == "after":
+        return f"needs {_minutes(buffer)} min to travel after #{other_id}, which ends at {formatting.when(end)}"
+    return f"needs {_minutes(buffer)} min to travel before #{other_id}, which starts at {formatting.when(start)}"
+
+
+def _minutes(span: timedelta) -> int:
+    return int(span.total_seconds() // 60)
 
 
 @dataclass
@@ -129,27 +194,211 @@ def available_therapists(appointment: Appointment) -> list[RankedTherapist]:
     if (appointment.status != Status.PENDING or appointment.therapist_id is not None
             or appointment.starts_at <= timezone.now()):
         return []  # assign would refuse anyone
-    verdicts = evaluate([appointment]).get(appointment.id, {})
-    return rank(appointment, [tid for tid, reason in verdicts.items() if reason is None])
+    facts = _load([appointment], None)
+    free = [tid for tid in facts.qualified.get(appointment.service_id, ())
+            if _verdict(appointment, facts.users.get(tid), facts) is None]
+    workload = _Workload.load([appointment], free, facts.users)
+    return [RankedTherapist(facts.users[tid], *workload.standing(appointment, tid))
+            for tid in workload.order(appointment, free)]
 
 
 def rank(appointment: Appointment, free_ids: list[int]) -> list[RankedTherapist]:
     if not free_ids:
         return []
-    day_start = timezone.localtime(appointment.starts_at).replace(hour=0, minute=0, second=0, microsecond=0)
-    day_end = day_start + timedelta(days=1)
-    users = User.objects.filter(id__in=free_ids).annotate(
-        day_count=Count("appointments", filter=Q(
-            appointments__starts_at__gte=day_start, appointments__starts_at__lt=day_end,
-        ) & ~Q(appointments__status=Status.CANCELLED)),
-        last_end=Max("appointments__ends_at", filter=Q(
-            appointments__ends_at__lte=appointment.starts_at,
-        ) & ~Q(appointments__status=Status.CANCELLED)),
-    )
-    ranked = [RankedTherapist(u, u.day_count, u.last_end) for u in users]
-    epoch = datetime.min.replace(tzinfo=timezone.get_current_timezone())
-    ranked.sort(key=lambda r: (r.appointments_that_day, r.last_appointment_end or epoch, r.therapist.display_name))
-    return ranked
+    users = {u.id: u for u in User.objects.filter(id__in=free_ids)}
+    workload = _Workload.load([appointment], list(users), users)
+    return [RankedTherapist(users[tid], *workload.standing(appointment, tid))
+            for tid in workload.order(appointment, list(users))]
+
+
+_EPOCH = datetime.min.replace(tzinfo=timezone.get_fixed_timezone(0))
+
+
+def _local_date(value: datetime, tz=None) -> date:
+    return value.astimezone(tz or timezone.get_current_timezone()).date()
+
+
+class _Workload:
+    """What the ranking reads, for a whole batch at once (two queries): each
+    candidate's appointments (any status but cancelled) over the local days the
+    batch touches — counted per day, their ends sorted — and their last end
+    before those days."""
+
+    def __init__(self, users: dict[int, User]):
+        self.tz = timezone.get_current_timezone()  # looked up once: it is a context-local read
+        self.names = {tid: user.display_name for tid, user in users.items()}
+        self.per_day: dict[tuple[int, date], int] = defaultdict(int)
+        self.ends: dict[int, list[datetime]] = defaultdict(list)
+        self.before: dict[int, datetime] = {}
+
+    @classmethod
+    def load(cls, appointments: list[Appointment], therapist_ids, users: dict[int, User]) -> _Workload:
+        workload = cls(users)
+        if not therapist_ids or not appointments:
+            return workload
+        tz = workload.tz
+        days = {_local_date(a.starts_at, tz) for a in appointments}
+        lo = datetime.combine(min(days), time.min, tzinfo=tz)
+        hi = datetime.combine(max(days) + timedelta(days=1), time.min, tzinfo=tz)
+        counted = Appointment.objects.filter(therapist_id__in=therapist_ids).exclude(status=Status.CANCELLED)
+        for tid, start, end in counted.filter(starts_at__lt=hi, ends_at__gte=lo).values_list(
+                "therapist_id", "starts_at", "ends_at"):
+            workload.add(tid, start, end)
+        workload.before = dict(counted.filter(ends_at__lt=lo).values("therapist_id").annotate(last=Max("ends_at"))
+                               .values_list("therapist_id", "last"))
+        return workload
+
+    def add(self, tid: int, start: datetime, end: datetime) -> None:
+        self.per_day[tid, _local_date(start, self.tz)] += 1
+        insort(self.ends[tid], end)
+
+    def remove(self, tid: int, start: datetime, end: datetime) -> None:
+        self.per_day[tid, _local_date(start, self.tz)] -= 1
+        self.ends[tid].remove(end)
+
+    def standing(self, appt: Appointment, tid: int) -> tuple[int, datetime | None]:
+        """(appointments that local day, end of their last one before this start)."""
+        ends = self.ends.get(tid)
+        i = bisect_right(ends, appt.starts_at) if ends else 0
+        return (self.per_day.get((tid, _local_date(appt.starts_at, self.tz)), 0),
+                ends[i - 1] if i else self.before.get(tid))
+
+    def key(self, starts_at: datetime, day: date, tid: int):
+        ends = self.ends.get(tid)
+        i = bisect_right(ends, starts_at) if ends else 0
+        last = ends[i - 1] if i else self.before.get(tid)
+        return self.per_day.get((tid, day), 0), last or _EPOCH, self.names[tid], tid
+
+    def order(self, appt: Appointment, therapist_ids) -> list[int]:
+        day = _local_date(appt.starts_at, self.tz)
+        return sorted(therapist_ids, key=lambda tid: self.key(appt.starts_at, day, tid))
+
+
+class Planner:
+    """Hands a batch of unassigned appointments out: each to the first therapist
+    of its ranked list (the order `available_therapists` gives) who is still free
+    once the earlier ones of the batch have taken theirs.
+
+    Everything is loaded once for the whole batch (a fixed number of queries);
+    `take` records an offer in memory, so no therapist gets two offers that
+    overlap or leave too little time to travel. A read, like the rest of this
+    module: the caller locks the therapists it picked and then calls `refresh`
+    with them, so the checks run on what is committed once the lock is held.
+
+    For speed the ranked candidates of the last (service, start, end) asked
+    about are kept sorted, and an offer only moves the therapist it went to (a
+    sweep batch often holds many bookings of one time); the other bookings are
+    checked lazily, best first, until a free therapist turns up.
+    """
+
+    def __init__(self, appointments: list[Appointment]):
+        self.appointments = appointments
+        self.facts = _load(appointments, None) if appointments else _Facts({}, {}, {}, {}, set(), travel_buffer())
+        self.workload = _Workload.load(appointments, list(self.facts.users), self.facts.users)
+        self.taken: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
+        # The standing candidates of one (service, start, end), best first, and their keys.
+        self._slot: tuple | None = None
+        self._ranked: list[tuple] = []
+        self._keys: dict[int, tuple] = {}
+        self._active_by_service: dict[int, list] = {}
+
+    def _candidates(self, appt: Appointment) -> list:
+        slot = (appt.service_id, appt.starts_at, appt.ends_at)
+        if slot != self._slot:
+            # The hot loop of a sweep with re-offer: `_Workload.key` written inline.
+            workload = self.workload
+            per_day, all_ends, before, names = workload.per_day, workload.ends, workload.before, workload.names
+            starts_at, ends_at = appt.starts_at, appt.ends_at
+            day = _local_date(starts_at, workload.tz)
+            keys = {}
+            for tid, slots in self._active(appt.service_id):
+                for start, end in slots:
+                    if start <= starts_at and ends_at <= end:
+                        ends = all_ends.get(tid)
+                        i = bisect_right(ends, starts_at) if ends else 0
+                        last = ends[i - 1] if i else before.get(tid)
+                        keys[tid] = (per_day.get((tid, day), 0), last or _EPOCH, names[tid], tid)
+                        break
+            self._slot, self._keys = slot, keys
+            self._ranked = sorted((k, tid) for tid, k in keys.items())
+        return self._ranked
+
+    def _active(self, service_id: int) -> list[tuple[int, list]]:
+        """The active therapists qualified for `service_id`, with their slots. The
+        per-appointment exclusion (an accepted rejection) is checked in the walk."""
+        if service_id not in self._active_by_service:
+            facts = self.facts
+            self._active_by_service[service_id] = [
+                (tid, facts.slots.get(tid, ())) for tid in facts.qualified.get(service_id, ())
+                if (user := facts.users.get(tid)) is not None and user.is_active
+                and user.role == User.Role.THERAPIST]
+        return self._active_by_service[service_id]
+
+    def _free(self, appt: Appointment, skip):
+        facts = self.facts
+        busy, buffer, excluded, here = facts.busy, facts.buffer, facts.excluded, place_key(appt.location)
+        for _, tid in self._candidates(appt):
+            if tid in skip or (appt.id, tid) in excluded:
+                continue
+            if _clash(appt, busy.get(tid, ()), buffer, here) is None:
+                yield tid
+
+    def best(self, appt: Appointment, skip: set[int] = frozenset()) -> int | None:
+        return next(self._free(appt, skip), None)
+
+    def anyone(self, appt: Appointment, skip: set[int] = frozenset()) -> bool:
+        return next(self._free(appt, skip), None) is not None
+
+    def why_not(self, appt: Appointment, tid: int) -> str | None:
+        return _verdict(appt, self.facts.users.get(tid), self.facts)
+
+    def _moved(self, tid: int) -> None:
+        """`tid`'s workload changed: move it in the ranked list kept."""
+        keys = self._keys
+        if tid in keys:
+            starts_at = self._slot[1]
+            self._ranked.pop(bisect_left(self._ranked, (keys[tid], tid)))
+            keys[tid] = self.workload.key(starts_at, _local_date(starts_at, self.workload.tz), tid)
+            insort(self._ranked, (keys[tid], tid))
+
+    def take(self, appt: Appointment, tid: int) -> None:
+        entry = (appt.id, appt.starts_at, appt.ends_at, place_key(appt.location))
+        self.taken[tid].append(entry)
+        self.facts.busy.setdefault(tid, []).append(entry)
+        self.workload.add(tid, appt.starts_at, appt.ends_at)
+        self._moved(tid)
+
+    def give_back(self, appt: Appointment, tid: int) -> None:
+        entry = (appt.id, appt.starts_at, appt.ends_at, place_key(appt.location))
+        self.taken[tid].remove(entry)
+        self.facts.busy[tid].remove(entry)
+        self.workload.remove(tid, appt.starts_at, appt.ends_at)
+        self._moved(tid)
+
+    def refresh(self, therapist_ids) -> None:
+        """Reload these therapists (account, qualifications, slots, bookings) as
+        committed now, keeping the offers this batch has already given them."""
+        ids = set(therapist_ids)
+        if not ids:
+            return
+        fresh = _load(self.appointments, ids)
+        facts = self.facts
+        for tid in ids:
+            if tid in fresh.users:
+                facts.users[tid] = fresh.users[tid]
+            else:
+                facts.users.pop(tid, None)
+            facts.slots[tid] = fresh.slots.get(tid, [])
+            facts.busy[tid] = fresh.busy.get(tid, []) + self.taken.get(tid, [])
+        for service_id in {a.service_id for a in self.appointments}:
+            now_qualified = fresh.qualified.get(service_id, set())
+            facts.qualified.setdefault(service_id, set())
+            facts.qualified[service_id] -= ids - now_qualified
+            facts.qualified[service_id] |= now_qualified
+        facts.excluded |= fresh.excluded
+        # Accounts or slots may have changed: rank again.
+        self._slot, self._ranked, self._keys = None, [], {}
+        self._active_by_service.clear()
 
 
 def reassign_candidates(appointment: Appointment) -> list[RankedTherapist]:

@@ -140,6 +140,11 @@ class Appointment(models.Model):
     auto_cancelled_at = models.DateTimeField(null=True, blank=True)
     cancellation_reason = models.CharField(max_length=32, choices=CancellationReason.choices, blank=True)
     cancellation_note = models.CharField(max_length=500, blank=True)
+    # Re-offer (AUTO_REOFFER): how many automatic offers it has had (none after
+    # REOFFER_MAX), and whether an operator took it out of the automatic chain
+    # ("assign by hand").
+    auto_offers = models.PositiveSmallIntegerField(default=0)
+    held = models.BooleanField(default=False, help_text="Assign by hand: no automatic offers.")
 
     # The current offer to the therapist (see workflow._open_offer): each time the
     # appointment is put to a therapist with a fresh deadline the number goes up
@@ -301,6 +306,7 @@ class AppointmentEvent(models.Model):
         # Receipts of the current offer: no status change.
         DELIVERED = "delivered", "Delivered to the therapist"
         SEEN = "seen", "Seen by the therapist"
+        HELD = "held", "Assign by hand (on/off)"
 
     appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="events")
     kind = models.CharField(max_length=32, choices=Kind.choices)

@@ -30,10 +30,13 @@ class Outbox:
         self.disconnect_user_ids: list[int] = []
 
     def event(self, appointment: Appointment, kind: str, *, actor: User | None, from_status: str,
-              therapist_id: int | None = None, **data) -> None:
+              therapist_id: int | None = None, operators_only: bool = False, **data) -> None:
+        """`therapist_id`: the therapist the event concerns (default: the assigned
+        one); `operators_only`: none (an operators' matter, e.g. "assign by hand")."""
+        if therapist_id is None and not operators_only:
+            therapist_id = appointment.therapist_id
         self.events.append((AppointmentEvent(
-            appointment=appointment, kind=kind, actor=actor,
-            therapist_id=therapist_id if therapist_id is not None else appointment.therapist_id,
+            appointment=appointment, kind=kind, actor=actor, therapist_id=therapist_id,
             from_status=from_status, to_status=appointment.status, data=data, created_at=self.now,
         ), appointment))
 

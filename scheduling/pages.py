@@ -56,6 +56,20 @@ def page_data(request, **extra) -> dict:
     }
 
 
+def rules_in_force() -> dict:
+    """The settings the workflow runs on, for the operators' "Rules" panel. The
+    reminder settings may be absent (no reminders configured): their documented
+    defaults are shown; None means off."""
+    return {
+        "response_minutes": settings.RESPONSE_DEADLINE_MINUTES,
+        "travel_buffer_minutes": settings.TRAVEL_BUFFER_MINUTES,
+        "auto_reoffer": settings.AUTO_REOFFER,
+        "reoffer_max": settings.REOFFER_MAX,
+        "remind_after_minutes": getattr(settings, "REMIND_AFTER_MINUTES", 10),
+        "escalate_after_minutes": getattr(settings, "ESCALATE_AFTER_MINUTES", 20),
+    }
+
+
 @role_required(User.Role.OPERATOR)
 def operator_dashboard(request):
     if not request.user.is_active:
@@ -63,8 +77,10 @@ def operator_dashboard(request):
     tab = request.GET.get("tab")
     tab = tab if tab in OPERATOR_TABS else "reviews"
     counts = selectors.dashboard_counts()
-    data = page_data(request, tab=tab, counts=counts)
-    return render(request, "scheduling/operator.html", {"tab": tab, "counts": counts, "page_data": data})
+    rules = rules_in_force()
+    data = page_data(request, tab=tab, counts=counts, rules=rules)
+    return render(request, "scheduling/operator.html", {"tab": tab, "counts": counts, "page_data": data,
+                                                        "rules": rules})
 
 
 @role_required(User.Role.THERAPIST)

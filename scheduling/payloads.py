@@ -76,6 +76,8 @@ def appointment_json(appointment: Appointment, *, now: datetime | None = None) -
         "cancellation_note": appointment.cancellation_note,
         "latest_rejection": rejection_json(appointment.latest_rejection, tz),
         "offer": offer_json(appointment, tz),
+        "auto_offers": appointment.auto_offers,
+        "held": appointment.held,
         "created_at": _iso(appointment.created_at, tz),
         "updated_at": _iso(appointment.updated_at, tz),
     }

@@ -64,7 +64,7 @@ def filter_appointments(qs: QuerySet[Appointment], *, statuses: list[str] | None
 def appointment_history(appointment: Appointment, user: User) -> QuerySet[AppointmentEvent]:
     """Oldest first. A therapist sees the events that concerned them (and the
     booking's creation), not another therapist's rejection of the same booking."""
-    qs = appointment.events.select_related("actor").order_by("id")
+    qs = appointment.events.select_related("actor", "therapist").order_by("id")
     if not user.is_operator:
         qs = qs.filter(Q(therapist=user) | Q(kind=AppointmentEvent.Kind.CREATED))
     return qs

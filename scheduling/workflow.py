@@ -24,8 +24,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import connection, transaction
 from django.db.models import Case, Q, Value, When
+from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts import formatting
@@ -112,6 +113,7 @@ def _run(appointment_id: int, actor: User, body: Callable[[Appointment, Outbox],
         now = timezone.now()
         outbox = Outbox(now)
         overdue = appt.is_overdue(now)
+        missed = appt.response_deadline
         if overdue:
             _expire_locked([appt], outbox)
         else:
@@ -119,15 +121,20 @@ def _run(appointment_id: int, actor: User, body: Callable[[Appointment, Outbox],
         outbox.flush()
     if overdue:
         # Raised after the atomic block: the timeout above is committed.
-        raise _too_late(appt, late_code)
+        raise _too_late(appt, late_code, missed)
     return appt
 
 
-def _too_late(appt: Appointment, code: str) -> WorkflowError:
+def _too_late(appt: Appointment, code: str, missed: datetime | None = None) -> WorkflowError:
+    # With re-offer on, a timeout leaves the booking pending for someone else.
+    if appt.status == Status.CANCELLED:
+        outcome = "has been cancelled for no response"
+    elif appt.therapist_id:
+        outcome = "has been offered to another therapist"
+    else:
+        outcome = "is back with the operators"
     return WorkflowError(
-        code,
-        f"The answer was due by {_when(appt.response_deadline)}; appointment #{appt.id} "
-        "has been cancelled for no response.",
+        code, f"The answer was due by {_when(missed or appt.response_deadline)}; appointment #{appt.id} {outcome}.",
     )
 
 
@@ -152,14 +159,49 @@ def _require_own(appt: Appointment, actor: User) -> None:
     One that was theirs until an operator moved it (a reassign racing their answer)
     is a clear 409: they knew of it, and a 404 would puzzle them."""
     if actor.is_therapist and appt.therapist_id != actor.id:
+        _explain_lost_offer(appt, actor)
         if AppointmentEvent.objects.filter(appointment=appt, therapist=actor).exists():
             raise WorkflowError("invalid_transition", f"Appointment #{appt.id} is no longer assigned to you.")
         raise _not_found()
 
 
+def _explain_lost_offer(appt: Appointment, actor: User) -> None:
+    """A therapist whose offer timed out and went on to someone else (re-offer)
+    is told the deadline passed, not that the appointment does not exist."""
+    data = (AppointmentEvent.objects.filter(appointment=appt, kind=Kind.TIMED_OUT, therapist=actor)
+            .order_by("-id").values_list("data", flat=True).first())
+    if data is not None and data.get("response_deadline"):
+        raise _too_late(appt, "deadline_passed", datetime.fromisoformat(data["response_deadline"]))
+
+
 def _save(appt: Appointment, now: datetime, *fields: str) -> None:
     appt.updated_at = now
     appt.save(update_fields=[*fields, "updated_at"])
+
+
+def _save_many(appts: list[Appointment], now: datetime, *fields: str) -> None:
+    """`_save` for a batch, in one UPDATE. A field with one value for every row is
+    set plainly; the others get `CASE id WHEN … THEN … END`, written out: Django's
+    Case/When (and `bulk_update`) resolves every When as a filter, which took
+    seconds of CPU for a sweep batch of 500."""
+    if not appts:
+        return
+    updates = {}
+    for name in (*fields, "updated_at"):
+        if name == "updated_at":
+            for appt in appts:
+                appt.updated_at = now
+        model_field = Appointment._meta.get_field(name)
+        values = {appt.id: model_field.get_db_prep_save(getattr(appt, model_field.attname), connection)
+                  for appt in appts}
+        if len(set(values.values())) == 1:
+            updates[model_field.attname] = getattr(appts[0], model_field.attname)
+            continue
+        sql = "CASE id " + " ".join(["WHEN %s THEN %s"] * len(values)) + " END"
+        # Only placeholders in the SQL: every id and value travels as a parameter.
+        updates[model_field.attname] = RawSQL(sql, [x for pair in values.items() for x in pair],  # noqa: S611
+                                              output_field=model_field)
+    Appointment.objects.filter(id__in=[a.id for a in appts]).update(**updates)
 
 
 def _clean_text(value: str, *, field: str, required: bool = True) -> str:
@@ -211,10 +253,10 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: Ou
         raise WorkflowError("invalid_transition",
                             f"Appointment #{appt.id} started at {_when(appt.starts_at)}; it can no longer be assigned.")
     therapist = _lock_free_therapist(appt, therapist_id)
-    _save(appt, now, *_offer(appt, therapist, now))
-    outbox.event(appt, Kind.ASSIGNED, actor=actor, from_status=Status.PENDING,
-                 response_deadline=appt.response_deadline.isoformat())
-    outbox.notify(therapist.id, Say.ASSIGNED, appt, _offer_message(appt))
+    fields = _open_offer(appt, therapist, outbox, actor=actor, deadline=min(now + response_window(), appt.starts_at))
+    _save(appt, now, *fields)
+    # Whatever the operators were told this booking needs, it has it now.
+    outbox.handled_for_everyone(appt, Say.NEEDS_ATTENTION)
 
 
 def _lock_free_therapist(appt: Appointment, therapist_id: int) -> User:
@@ -232,20 +274,44 @@ def _lock_free_therapist(appt: Appointment, therapist_id: int) -> User:
 
 
 def _offer(appt: Appointment, therapist: User, now: datetime) -> tuple[str, ...]:
-    """A fresh offer: `pending` with this therapist, answer due within the window
-    but never after the start, with the next offer number and its receipts
-    starting again, pushed to the therapist's devices after the commit. Returns
-    the fields to save."""
+    """A fresh offer made by a transition that writes its own event (reassign,
+    reschedule): `pending` with this therapist, answer due within the window but
+    never after the start, a new offer number (`_start_offer`). Returns the
+    fields to save."""
     appt.status = Status.PENDING
     appt.therapist = therapist
     appt.assigned_at = now
     appt.response_deadline = min(now + response_window(), appt.starts_at)
-    return ("status", "therapist", "assigned_at", "response_deadline", *_open_offer(appt, now))
+    return ("status", "therapist", "assigned_at", "response_deadline", *_start_offer(appt, now))
 
 
 def _offer_message(appt: Appointment) -> str:
     return (f"New appointment #{appt.id} at {_when(appt.starts_at)} ({appt.service.name}, "
             f"{appt.location}), answer by {_when(appt.response_deadline)}.")
+
+
+# An offer's number and its receipts (reaching the therapist); they start again
+# with every new offer.
+OFFER_RECEIPT_FIELDS = ("offer_number", "offer_sent_at", "offer_delivered_at", "offer_seen_at",
+                        "offer_reminded_at", "offer_escalated_at")
+OFFER_FIELDS = ("therapist", "assigned_at", "response_deadline", *OFFER_RECEIPT_FIELDS)
+
+
+def _open_offer(appt: Appointment, therapist: User, outbox: Outbox, *, actor: User | None, deadline: datetime,
+                **data) -> tuple[str, ...]:
+    """Put `appt` to `therapist` as a new offer, to be answered by `deadline`: the
+    one place an `assigned` offer opens (an operator's assign, an automatic
+    re-offer). Changes the row in memory, writes its `assigned` event and tells
+    the therapist; returns the fields to save (one row: `_save`; a batch:
+    `_save_many`, one UPDATE). The caller holds the therapist's row lock."""
+    appt.therapist = therapist
+    appt.assigned_at = outbox.now
+    appt.response_deadline = deadline
+    _start_offer(appt, outbox.now)
+    outbox.event(appt, Kind.ASSIGNED, actor=actor, from_status=Status.PENDING,
+                 response_deadline=deadline.isoformat(), **data)
+    outbox.notify(therapist.id, Say.ASSIGNED, appt, _offer_message(appt))
+    return OFFER_FIELDS
 
 
 def accept(*, actor: User, appointment_id: int) -> Appointment:
@@ -361,6 +427,10 @@ def _accept_rejection(appt: Appointment, rejection: AppointmentRejection, actor:
     _save(appt, now, "status", "therapist", "assigned_at", "response_deadline")
     outbox.event(appt, Kind.REJECTION_ACCEPTED, actor=actor, from_status=Status.REJECTED,
                  therapist_id=therapist.id, note=note)
+    if settings.AUTO_REOFFER:
+        # Straight to the next therapist; it waits (or is cancelled) only when nobody can take it.
+        _reoffer_locked([appt], outbox)
+        return
     # Once the start has passed nobody can be assigned, so it cannot wait in the queue.
     if appt.starts_at <= now or not availability.anyone_available(availability.evaluate([appt])[appt.id]):
         _cancel_unstaffable_locked([appt], outbox)
@@ -419,8 +489,29 @@ def cancel(*, actor: User, appointment_id: int, reason: str) -> Appointment:
         if appt.therapist_id:
             outbox.notify(appt.therapist_id, Say.CANCELLED, appt,
                           f"Appointment #{appt.id} at {_when(appt.starts_at)} was cancelled: {reason}")
-        if from_status == Status.REJECTED:
-            outbox.handled_for_everyone(appt, Say.REJECTED)
+        # Whatever the operators were asked to do about it is settled now.
+        outbox.handled_for_everyone(appt, Say.NEEDS_ATTENTION,
+                                    *([Say.REJECTED] if from_status == Status.REJECTED else []))
+
+    return _run(appointment_id, actor, body)
+
+
+def hold(*, actor: User, appointment_id: int, on: bool = True) -> Appointment:
+    """"Assign by hand" for one booking. While it is on, automatic re-offers skip
+    the booking: if it loses its therapist it waits for the operators (with a
+    `needs_attention` note) instead of going to the next one. Operators assign
+    it as usual either way. Turning it off puts the booking back in the
+    automatic chain from its next loss on; it offers nothing by itself. Setting
+    what is already set changes nothing and writes no event."""
+
+    def body(appt: Appointment, outbox: Outbox) -> None:
+        _require(appt, Status.PENDING, Status.CONFIRMED, Status.REJECTED, action="change assign-by-hand for")
+        if appt.held == on:
+            return
+        appt.held = on
+        _save(appt, outbox.now, "held")
+        # The operators' own arrangement: not an event of the therapist's.
+        outbox.event(appt, Kind.HELD, actor=actor, from_status=appt.status, operators_only=True, held=on)
 
     return _run(appointment_id, actor, body)
 
@@ -600,9 +691,10 @@ def edit(*, actor: User, appointment_id: int, location: str | None = None, notes
 @dataclass
 class SweepAction:
     appointment_id: int
-    kind: str  # "timed_out" or "no_available_therapist"
+    kind: str  # "timed_out", "no_available_therapist" or "reoffered" (a disabled therapist's other offer)
     line: str
     therapist_disabled: bool = False
+    reoffered: bool = False  # it went on to the next therapist (AUTO_REOFFER)
 
 
 @dataclass
@@ -639,18 +731,27 @@ def _expire_locked(appts: list[Appointment], outbox: Outbox) -> list[SweepAction
     3. write one event per appointment, tell each therapist about their own, and
        give every operator one digest of the batch — plus one `needs_attention`
        note naming the open jobs the disabled therapists still hold.
+
+    With AUTO_REOFFER on, step 1 puts them back in the queue instead (still
+    pending) and step 3 is `_time_out_and_reoffer`: the same events and notes,
+    then each goes on to its next therapist within this transaction.
     """
     if not appts:
         return []
     now = outbox.now
-    Appointment.objects.filter(id__in=[a.id for a in appts]).update(
-        status=Status.CANCELLED, cancellation_reason=Reason.RESPONSE_TIMEOUT,
-        cancelled_at=now, auto_cancelled_at=now, updated_at=now,
-    )
+    reoffer = settings.AUTO_REOFFER
+    if reoffer:
+        # Nothing is cancelled: back to the queue, and on to the next therapist below.
+        _release_rows([a.id for a in appts], now)
+    else:
+        Appointment.objects.filter(id__in=[a.id for a in appts]).update(
+            status=Status.CANCELLED, cancellation_reason=Reason.RESPONSE_TIMEOUT,
+            cancelled_at=now, auto_cancelled_at=now, updated_at=now,
+        )
     first_missed = _first_missed(appts)
     newly_disabled = set(User.objects.select_for_update().filter(
         id__in=first_missed, is_active=True,
-    ).values_list("id", flat=True))
+    ).order_by("id").values_list("id", flat=True))
     reasons = {
         tid: f"No response to appointment #{a.id} ({_when(a.starts_at)}) by {_when(a.response_deadline)}"
         for tid, a in first_missed.items() if tid in newly_disabled
@@ -666,6 +767,8 @@ def _expire_locked(appts: list[Appointment], outbox: Outbox) -> list[SweepAction
         ])
         outbox.disconnect(reasons)
     AppointmentRejection.attach_latest(appts)
+    if reoffer:
+        return _time_out_and_reoffer(appts, first_missed, newly_disabled, outbox)
     actions = []
     for appt in appts:
         appt.status = Status.CANCELLED
@@ -762,7 +865,10 @@ def expire_overdue(*, batch_size: int = 500, dry_run: bool = False, after: tuple
             lines = []
             for appt in appts:
                 first = appt.therapist.is_active and first_missed[appt.therapist_id].id == appt.id
-                lines.append(SweepAction(appt.id, "timed_out", _timeout_line(appt, first), first))
+                line = (_reoffer_timeout_line(appt, appt.therapist, appt.response_deadline, first,
+                                              "it goes on to the next available therapist")
+                        if settings.AUTO_REOFFER else _timeout_line(appt, first))
+                lines.append(SweepAction(appt.id, "timed_out", line, first))
             return BatchResult(len(appts), lines, (appts[-1].id,) if appts else after)
         claim = Appointment.objects.overdue(now)
         if after:
@@ -812,6 +918,8 @@ class SweepCounts:
     no_available_therapist: int = 0
     reminded: int = 0
     escalated: int = 0
+    # Automatic offers the sweep made (AUTO_REOFFER); not part of the API's answer.
+    reoffered: int = 0
 
     def as_dict(self) -> dict[str, int]:
         return {"timed_out": self.timed_out, "therapists_disabled": self.therapists_disabled,
@@ -827,10 +935,11 @@ def sweep(*, batch_size: int = 500, dry_run: bool = False,
 
     def handle(result: BatchResult) -> None:
         for action in result.actions:
+            counts.reoffered += action.reoffered
             if action.kind == "timed_out":
                 counts.timed_out += 1
                 counts.therapists_disabled += action.therapist_disabled
-            else:
+            elif action.kind == "no_available_therapist":
                 counts.no_available_therapist += 1
             if report:
                 report(action)
@@ -850,6 +959,251 @@ def sweep(*, batch_size: int = 500, dry_run: bool = False,
 
     counts.reminded, counts.escalated = reach_unseen(batch_size=batch_size, dry_run=dry_run, report=report)
     return counts
+
+
+# ---------------------------------------------------------------------------
+# Re-offer (AUTO_REOFFER): a booking that loses its therapist (a timeout, an
+# accepted rejection, a therapist disabled) goes on to the next one at once.
+# It runs inside the transaction of the rule that released the booking, over
+# that rule's whole batch: a fixed number of queries per batch.
+# ---------------------------------------------------------------------------
+
+# Too close to the start to wait for another answer: the operators phone round.
+REOFFER_MIN_LEAD = timedelta(minutes=10)
+# Rounds of "pick, lock, check again" before a booking is left to the operators.
+# A round repeats only for the few picks another transaction got to first.
+REOFFER_ROUNDS = 4
+# Up to this many waiting bookings each get their own needs_attention note; more
+# (a mass timeout) are named in one note, so the operators are not buried.
+ATTENTION_EACH_UP_TO = 20
+
+
+def reoffer_deadline(appt: Appointment, now: datetime) -> datetime:
+    """An automatic offer's answer-by time: the normal window, or half the time
+    left before the start when that is shorter."""
+    return now + min(response_window(), (appt.starts_at - now) / 2)
+
+
+def _why_no_reoffer(appt: Appointment, now: datetime) -> str | None:
+    if appt.held:
+        return "an operator assigns it by hand"
+    if appt.starts_at <= now:
+        return "its start time has passed"
+    if appt.starts_at - now < REOFFER_MIN_LEAD:
+        return f"it starts in less than {int(REOFFER_MIN_LEAD.total_seconds() // 60)} minutes"
+    if appt.auto_offers >= settings.REOFFER_MAX:
+        return f"its automatic offers are used up ({appt.auto_offers} of {settings.REOFFER_MAX})"
+    return None
+
+
+def _release_rows(ids: list[int], now: datetime) -> None:
+    """Back to the queue (still pending), in one UPDATE."""
+    Appointment.objects.filter(id__in=ids).update(therapist=None, assigned_at=None, response_deadline=None,
+                                                  updated_at=now)
+
+
+def _release(appt: Appointment, now: datetime) -> None:
+    appt.therapist = None
+    appt.assigned_at = None
+    appt.response_deadline = None
+    appt.updated_at = now
+
+
+@dataclass
+class _Reoffers:
+    chosen: dict[int, User] = field(default_factory=dict)  # appointment id -> its new therapist (locked)
+    waiting: dict[int, str] = field(default_factory=dict)  # appointment id -> why it got no offer
+    someone_free: set[int] = field(default_factory=set)  # waiting ones somebody could still take
+    cancelled: list[SweepAction] = field(default_factory=list)
+
+
+def _choose_therapists(appts: list[Appointment], now: datetime) -> _Reoffers:
+    """Each released booking's next therapist: the first of its ranked list (what
+    `available_therapists` would show) still free after the earlier bookings of
+    the batch took theirs, earliest start first.
+
+    The whole batch is evaluated at once (`availability.Planner`). The picked
+    therapists are then locked in one statement, ordered by id, with
+    `skip_locked`: a therapist another transaction is booking at this moment is
+    passed over rather than waited for, so two sweeps (or a sweep and an
+    operator) can never deadlock on each other's therapists. Under the lock
+    the picks are checked again on what is committed; the rare pick that no
+    longer holds is made again in another round.
+    """
+    result = _Reoffers()
+    for appt in appts:
+        why = _why_no_reoffer(appt, now)
+        if why:
+            result.waiting[appt.id] = why
+    planner = availability.Planner(appts)
+    todo = sorted((a for a in appts if a.id not in result.waiting), key=lambda a: (a.starts_at, a.id))
+    picks: dict[int, int] = {}
+    locked: dict[int, User] = {}
+    passed_over: set[int] = set()
+    # Found nobody free with nobody passed over: later offers only take therapists away.
+    nobody: set[int] = set()
+    for _ in range(REOFFER_ROUNDS):
+        for appt in todo:
+            tid = planner.best(appt, passed_over)
+            if tid is None:
+                if not passed_over:
+                    nobody.add(appt.id)
+            else:
+                planner.take(appt, tid)
+                picks[appt.id] = tid
+        new = {picks[a.id] for a in todo if a.id in picks} - locked.keys()
+        if new:
+            got = {u.id: u for u in User.objects.select_for_update(skip_locked=True).filter(id__in=new).order_by("id")}
+            locked.update(got)
+            passed_over |= new - got.keys()
+            planner.refresh(got)
+        retry = []
+        for appt in todo:
+            tid = picks.get(appt.id)
+            if tid is not None and (tid in passed_over or planner.why_not(appt, tid)):
+                planner.give_back(appt, tid)
+                del picks[appt.id]
+                retry.append(appt)
+        todo = retry
+        if not todo:
+            break
+    window_end = now + response_window()
+    for appt in appts:
+        if appt.id in picks:
+            result.chosen[appt.id] = locked[picks[appt.id]]
+            continue
+        result.waiting.setdefault(appt.id, "no therapist is available for it")
+        # Only needed where the no-available-therapist rule could apply (see _reoffer_locked).
+        if now < appt.starts_at <= window_end and appt.id not in nobody and planner.anyone(appt):
+            result.someone_free.add(appt.id)
+    return result
+
+
+def _reoffer_locked(appts: list[Appointment], outbox: Outbox) -> _Reoffers:
+    """Offer each of these locked, pending, unassigned bookings to its next
+    therapist: an `assigned` event with no actor and `data.auto`, with the
+    adaptive window, counted in `auto_offers`. A booking that gets no offer
+    waits for the operators with a `needs_attention` note; the
+    no-available-therapist rule cancels it at once only when nobody can take it
+    in time (its start has passed, or is within the response window with no
+    therapist free). The event that released each booking records why it got
+    no offer (`data.waiting`), so its history says where the chain stopped."""
+    now = outbox.now
+    result = _choose_therapists(appts, now)
+    offered = [a for a in appts if a.id in result.chosen]
+    fields: tuple[str, ...] = ()
+    for appt in offered:
+        appt.auto_offers += 1
+        fields = _open_offer(appt, result.chosen[appt.id], outbox, actor=None,
+                             deadline=reoffer_deadline(appt, now), auto=True, auto_offer=appt.auto_offers)
+    _save_many(offered, now, *fields, "auto_offers")
+    waiting = [a for a in appts if a.id in result.waiting]
+    if not waiting:
+        return result
+    released_by = {appt.id: event for event, appt in outbox.events}
+    for appt in waiting:
+        if appt.id in released_by:
+            released_by[appt.id].data["waiting"] = result.waiting[appt.id]
+    doomed = [a for a in waiting if a.starts_at <= now or (
+        a.starts_at <= now + response_window() and a.id not in result.someone_free)]
+    result.cancelled = _cancel_unstaffable_locked(doomed, outbox)
+    gone = {a.id for a in doomed}
+    _needs_attention([a for a in waiting if a.id not in gone], result.waiting, outbox)
+    return result
+
+
+def _needs_attention(appts: list[Appointment], why: dict[int, str], outbox: Outbox) -> None:
+    if not appts:
+        return
+    if len(appts) > ATTENTION_EACH_UP_TO:
+        outbox.notify_operators(
+            Say.NEEDS_ATTENTION, None,
+            f"{len(appts)} appointments were not offered to anyone and wait for a therapist: "
+            f"{id_list([a.id for a in appts])}. Assign them by hand.")
+        return
+    for appt in appts:
+        outbox.notify_operators(
+            Say.NEEDS_ATTENTION, appt,
+            f"#{appt.id} ({_when(appt.starts_at)}, {appt.service.name} for {appt.client.name}) was not offered "
+            f"to anyone: {why[appt.id]}. Assign it by hand.")
+
+
+def _time_out_and_reoffer(appts: list[Appointment], first_missed: dict[int, Appointment],
+                          newly_disabled: set[int], outbox: Outbox) -> list[SweepAction]:
+    """The rest of the timeout with re-offer on (`_expire_locked` has released
+    the rows and disabled the late therapists): the events and notes, the
+    operators' digest, then the next offers — for these bookings and for the
+    disabled therapists' other offers not yet due, which would otherwise sit
+    with someone who cannot answer them."""
+    now = outbox.now
+    late = {a.id: (a.therapist, a.response_deadline) for a in appts}
+    for appt in appts:
+        _release(appt, now)
+    # Held ones stay (and are named by _flag_open_jobs); rows another transaction
+    # holds right now are skipped rather than waited for (lock order).
+    others = list(Appointment.objects.filter(
+        therapist_id__in=newly_disabled, status=Status.PENDING, held=False, starts_at__gt=now,
+    ).not_overdue(now).select_related("client", "service", "therapist")
+        .select_for_update(skip_locked=True, of=("self",)).order_by("id"))
+    if others:
+        _release_rows([o.id for o in others], now)
+        AppointmentRejection.attach_latest(others)
+    previous = {}
+    for other in others:
+        previous[other.id] = other.therapist
+        _release(other, now)
+        outbox.event(other, Kind.REASSIGNED, actor=None, from_status=Status.PENDING,
+                     therapist_id=previous[other.id].id, auto=True, from_therapist=previous[other.id].id,
+                     reason="therapist disabled")
+        outbox.notify(previous[other.id].id, Say.REASSIGNED, other,
+                      f"Appointment #{other.id} ({_when(other.starts_at)}) was taken back from you because your "
+                      "account is disabled.")
+    disabled_now = {}
+    for appt in appts:
+        therapist, missed = late[appt.id]
+        disabled_now[appt.id] = first_missed[therapist.id] is appt and therapist.id in newly_disabled
+        outbox.event(appt, Kind.TIMED_OUT, actor=None, from_status=Status.PENDING, therapist_id=therapist.id,
+                     therapist_disabled=disabled_now[appt.id], auto=True, response_deadline=missed.isoformat())
+        outbox.notify(therapist.id, Say.TIMED_OUT, appt,
+                      f"You did not answer appointment #{appt.id} ({_when(appt.starts_at)}) by {_when(missed)}: "
+                      "it was taken back from you and your account is disabled. Ask an operator to re-enable it.")
+    result = _reoffer_locked(appts + others, outbox)
+
+    def outcome(appt: Appointment) -> str:
+        if appt.id in result.chosen:
+            return f"offered to {appt.therapist.display_name}, answer by {_when(appt.response_deadline)}"
+        if any(action.appointment_id == appt.id for action in result.cancelled):
+            return f"not offered ({result.waiting[appt.id]})"
+        return f"waits for an operator ({result.waiting[appt.id]})"
+
+    actions = [SweepAction(a.id, "timed_out", _reoffer_timeout_line(a, *late[a.id], disabled_now[a.id], outcome(a)),
+                           disabled_now[a.id], reoffered=a.id in result.chosen) for a in appts]
+    actions += [SweepAction(o.id, "reoffered", f"#{o.id} taken back from {previous[o.id].display_name} (disabled); "
+                            f"{outcome(o)}", reoffered=o.id in result.chosen) for o in others]
+    actions += result.cancelled
+    ids = [a.id for a in appts]
+    n, d = len(ids), len(newly_disabled)
+    offered = sum(a.id in result.chosen for a in appts)
+    cancelled = sum(1 for action in result.cancelled if action.appointment_id in late)
+    parts = [f"{offered} offered to the next therapist"] if offered else []
+    if n - offered - cancelled:
+        parts.append(f"{n - offered - cancelled} waiting for you")
+    if cancelled:
+        parts.append(f"{cancelled} cancelled, nobody can take them in time")
+    if d:
+        parts.append(f"{d} therapist{'s' if d != 1 else ''} disabled")
+    outbox.notify_operators(
+        Say.TIMEOUTS, None,
+        f"{n} appointment{'s' if n != 1 else ''} not answered in time: {id_list(ids)}; " + ", ".join(parts) + ".",
+    )
+    _flag_open_jobs(newly_disabled, outbox)
+    return actions
+
+
+def _reoffer_timeout_line(appt: Appointment, therapist: User, missed: datetime, disabled: bool, outcome: str) -> str:
+    name = therapist.display_name
+    return (f"#{appt.id} timed out: no response from {name} by {_when(missed)}; "
+            + (f"{name} disabled" if disabled else f"{name} was already disabled") + f"; {outcome}")
 
 # ---------------------------------------------------------------------------
 # Therapist accounts and availability.
@@ -911,12 +1265,10 @@ def delete_availability(*, actor: User, availability_id: int) -> None:
 # the reminder and the escalation the sweep runs).
 # ---------------------------------------------------------------------------
 
-OFFER_FIELDS = ("offer_number", "offer_sent_at", "offer_delivered_at", "offer_seen_at", "offer_reminded_at",
-                "offer_escalated_at")
 RECEIPT_FIELDS = {Kind.DELIVERED: "offer_delivered_at", Kind.SEEN: "offer_seen_at"}
 
 
-def _open_offer(appt: Appointment, now: datetime) -> tuple[str, ...]:
+def _start_offer(appt: Appointment, now: datetime) -> tuple[str, ...]:
     """A new offer of `appt` to the therapist just set on it (with its fresh
     `response_deadline` already set): the next offer number, the receipts start
     again, and each of the therapist's devices gets a Web Push after the commit.
@@ -930,7 +1282,7 @@ def _open_offer(appt: Appointment, now: datetime) -> tuple[str, ...]:
     appt.offer_delivered_at = appt.offer_seen_at = None
     appt.offer_reminded_at = appt.offer_escalated_at = None
     _push_offer(appt, now)
-    return OFFER_FIELDS
+    return OFFER_RECEIPT_FIELDS
 
 
 def _push_offer(appt: Appointment, now: datetime, *, title: str = "") -> None:

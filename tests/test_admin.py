@@ -115,7 +115,8 @@ def many_appointments(operator, service):
         therapist = therapists[i % 10] if i % 4 else None
         appt = workflow.create_appointment(
             actor=operator, client=clients[i % 10], service=service,
-            starts_at=now + timedelta(hours=1 + i // 10, minutes=5), location=f"{i} Ayala Ave, Makati",
+            # Ninety minutes apart: an hour's session, then time to travel to the next address.
+            starts_at=now + timedelta(minutes=65 + 90 * (i // 10)), location=f"{i} Ayala Ave, Makati",
             therapist_id=therapist.pk if therapist else None,
         )
         if therapist and i % 3 == 0:

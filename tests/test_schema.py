@@ -18,7 +18,7 @@ DESIGN_API = {
     "/api/scheduling/appointments/{id}/available_therapists/": {"get"},
     **{f"/api/scheduling/appointments/{{id}}/{action}/": {"post"}
        for action in ("assign", "accept", "reject", "review_rejection", "start", "complete", "cancel",
-                      "reassign", "reschedule")},
+                      "reassign", "reschedule", "hold")},
     "/api/scheduling/day/": {"get"},
     "/api/scheduling/appointments/auto_cancel_overdue/": {"post"},
     "/api/scheduling/events/": {"get"},
@@ -38,7 +38,7 @@ DESIGN_API = {
 
 # Where a state can be wrong: the transitions, deleting a slot, enabling a therapist.
 CONFLICTS = {path for path in DESIGN_API if re.search(r"/(assign|accept|reject|review_rejection|start|complete|"
-                                                      r"cancel|enable|reassign|reschedule|receipt)/$", path)} | {
+                                                      r"cancel|enable|reassign|reschedule|receipt|hold)/$", path)} | {
     "/api/scheduling/availability/{id}/", "/api/scheduling/appointments/", "/api/scheduling/appointments/{id}/"}
 
 

@@ -20,6 +20,9 @@ def load_settings(**env: str) -> subprocess.CompletedProcess:
     ("PUBLISH_TIMEOUT_SECONDS", "soon", "PUBLISH_TIMEOUT_SECONDS must be a number, got 'soon'"),
     ("PUBLISH_TIMEOUT_SECONDS", "nan", "PUBLISH_TIMEOUT_SECONDS must be at least"),
     ("RESPONSE_DEADLINE_MINUTES", "half an hour", "RESPONSE_DEADLINE_MINUTES must be an integer"),
+    ("TRAVEL_BUFFER_MINUTES", "-5", "TRAVEL_BUFFER_MINUTES must be at least 0"),
+    ("AUTO_REOFFER", "maybe", "AUTO_REOFFER must be on or off"),
+    ("REOFFER_MAX", "three", "REOFFER_MAX must be an integer"),
 ])
 def test_a_bad_value_names_the_setting(name, value, says):
     result = load_settings(**{name: value})
@@ -28,5 +31,5 @@ def test_a_bad_value_names_the_setting(name, value, says):
 
 
 def test_good_values_load():
-    result = load_settings(PUBLISH_TIMEOUT_SECONDS="0.5")
+    result = load_settings(PUBLISH_TIMEOUT_SECONDS="0.5", AUTO_REOFFER="on", TRAVEL_BUFFER_MINUTES="0")
     assert result.returncode == 0, result.stderr

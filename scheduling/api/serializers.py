@@ -10,6 +10,7 @@ from datetime import date, timedelta
 from django.conf import settings
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
@@ -203,6 +204,21 @@ class ReceiptSerializer(serializers.Serializer):
                                      help_text="The offer number the device got; an older one than the current is 409.")
 
 
+class JsonBooleanField(serializers.BooleanField):
+    """true or false as JSON gives them: "yes" or 1 is a client bug, not a yes."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, bool):
+            self.fail("invalid", input=data)
+        return data
+
+
+class HoldSerializer(serializers.Serializer):
+    hold = JsonBooleanField(required=False, default=True,
+                            help_text="true (the default): assign by hand, no automatic offers; false: back to "
+                                      "the automatic chain.")
+
+
 _TRUE = {"true", "1", "yes"}
 _FALSE = {"false", "0", "no"}
 
@@ -299,6 +315,8 @@ class AppointmentSerializer(serializers.Serializer):
     cancellation_note = serializers.CharField()
     latest_rejection = RejectionOutSerializer(allow_null=True)
     offer = OfferSerializer(allow_null=True, help_text="The current offer to the therapist; null while unassigned.")
+    auto_offers = serializers.IntegerField(help_text="Automatic offers made so far (AUTO_REOFFER).")
+    held = serializers.BooleanField(help_text="Assign by hand: automatic re-offers skip it.")
     created_at = serializers.DateTimeField()
     updated_at = serializers.DateTimeField()
 
@@ -308,13 +326,19 @@ class AppointmentSerializer(serializers.Serializer):
 
 class EventSerializer(serializers.ModelSerializer):
     actor = serializers.SerializerMethodField()
+    therapist = serializers.SerializerMethodField(
+        help_text="The therapist the event concerns (the one offered it, or the one it was taken from).")
 
     class Meta:
         model = AppointmentEvent
-        fields = ["id", "kind", "created_at", "from_status", "to_status", "actor", "data"]
+        fields = ["id", "kind", "created_at", "from_status", "to_status", "actor", "therapist", "data"]
 
     def get_actor(self, event) -> str | None:
         return event.actor.display_name if event.actor else None
+
+    @extend_schema_field(PersonRefSerializer(allow_null=True))
+    def get_therapist(self, event):
+        return {"id": event.therapist.id, "name": event.therapist.display_name} if event.therapist else None
 
 
 class AppointmentDetailSerializer(AppointmentSerializer):

@@ -80,7 +80,7 @@ class AppointmentViewSet(viewsets.GenericViewSet):
 
     def get_permissions(self):
         if self.action in ("create", "assign", "review_rejection", "cancel", "available_therapists",
-                           "auto_cancel_overdue", "reassign", "reschedule", "partial_update"):
+                           "auto_cancel_overdue", "reassign", "reschedule", "partial_update", "hold"):
             return [IsOperator()]
         if self.action in ("accept", "reject", "receipt"):
             return [IsTherapist()]
@@ -202,6 +202,16 @@ class AppointmentViewSet(viewsets.GenericViewSet):
     def receipt(self, request, pk=None):
         data = _valid(s.ReceiptSerializer, request)
         return self._respond(workflow.receipt(actor=request.user, appointment_id=_int(pk), **data))
+
+    @extend_schema(request=s.HoldSerializer, responses=s.AppointmentSerializer,
+                   description="Assign by hand: with {\"hold\": true} (the default) automatic re-offers skip this "
+                               "appointment and it waits for an operator when it loses its therapist; "
+                               "{\"hold\": false} puts it back in the automatic chain. Repeating a setting "
+                               "changes nothing. 409 once the appointment is in progress or final.")
+    @action(detail=True, methods=["post"])
+    def hold(self, request, pk=None):
+        data = _valid(s.HoldSerializer, request)
+        return self._respond(workflow.hold(actor=request.user, appointment_id=_int(pk), on=data["hold"]))
 
     @extend_schema(request=None, responses=s.SweepCountsSerializer)
     @action(detail=False, methods=["post"])

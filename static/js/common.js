@@ -279,6 +279,7 @@ export const EVENT_LABELS = {
   no_available_therapist: 'Cancelled: no therapist available',
   reassigned: 'Reassigned', rescheduled: 'Rescheduled', edited: 'Place or notes changed',
   delivered: 'Offer delivered to the therapist', seen: 'Offer seen by the therapist',
+  held: 'Assign by hand',
 };
 
 // A rejection's reason code, as the reject dialog offers it and the Reviews tab shows it.

@@ -79,6 +79,8 @@ const liveListeners = new Set();
 mountDisabledJobs(document.getElementById('disabled-jobs'), { subscribe: (listener) => liveListeners.add(listener) });
 
 function onEvent(event) {
+  // The open details dialog (rules.js) follows its appointment.
+  document.dispatchEvent(new CustomEvent('appointment-event', { detail: event }));
   if (store.apply(event.appointment, { eventId: event.id })) scheduleRender();
   for (const tab of TABS) if (tab.onEvent) tab.onEvent(event);
   liveListeners.forEach((listener) => listener(event));

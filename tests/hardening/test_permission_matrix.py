@@ -206,6 +206,8 @@ TABLE: dict[tuple[str, str], Row] = {
                                          api=True, body=lambda w, r: {"notes": "Gate code 4411"},
                                          note="therapists may not edit, even their own"),
     ("api-day", "GET"): Row(url("api-day"), operators(200), api=True),
+    ("appointment-hold", "POST"): Row(url("appointment-hold", pk=lambda w: w.pending.pk), operators(200), api=True,
+                                      body=lambda w, r: {"hold": True}, note="assign by hand (re-offer skips it)"),
     ("appointment-auto-cancel-overdue", "POST"): Row(url("appointment-auto-cancel-overdue"), operators(200),
                                                      api=True),
     ("appointment-receipt", "POST"): Row(url("appointment-receipt", pk=lambda w: w.pending.pk), a_only(200),

@@ -233,3 +233,47 @@ def test_the_disabled_page_says_when_in_the_shared_format(client, therapist):
     client.force_login(therapist)
     body = client.get("/therapist/").content.decode()
     assert re.search(r'Disabled at <time datetime="[^"]+">2:32 PM</time>\.', body)
+
+
+# --- The "Rules" panel: the settings in force -------------------------------------------------
+
+
+def rules_panel(response) -> str:
+    html = response.content.decode()
+    match = re.search(r'<details class="rules" id="rules">(.*?)</details>', html, re.S)
+    assert match, "the operator page has a Rules panel"
+    return " ".join(re.sub(r"<[^>]+>", " ", match.group(1)).split())
+
+
+def test_the_rules_panel_shows_the_settings_in_force(client, operator, settings):
+    settings.RESPONSE_DEADLINE_MINUTES = 25
+    settings.TRAVEL_BUFFER_MINUTES = 40
+    settings.AUTO_REOFFER = True
+    settings.REOFFER_MAX = 2
+    client.force_login(operator)
+
+    response = client.get("/operator/")
+
+    text = rules_panel(response)
+    assert "Rules answer within 25 min · travel 40 min · re-offer on" in text
+    assert "Answer within 25 min of the offer, and never later than the start." in text
+    assert "40 min between two appointments at different places" in text
+    assert "up to 2 automatic offers" in text
+    # No reminder settings yet: the documented defaults.
+    assert "An email to the therapist 10 min after an unseen offer; you are told after 20 min." in text
+    assert page_data(response)["rules"] == {
+        "response_minutes": 25, "travel_buffer_minutes": 40, "auto_reoffer": True, "reoffer_max": 2,
+        "remind_after_minutes": 10, "escalate_after_minutes": 20}
+
+
+def test_the_rules_panel_says_what_off_means(client, operator, settings):
+    settings.TRAVEL_BUFFER_MINUTES = 0
+    settings.AUTO_REOFFER = False
+    settings.REMIND_AFTER_MINUTES = None
+    client.force_login(operator)
+
+    text = rules_panel(client.get("/operator/"))
+
+    assert "travel not required · re-offer off" in text
+    assert "Off: a timeout cancels the booking; an accepted rejection puts it back in your queue." in text
+    assert "No email reminder; you are told after 20 min." in text

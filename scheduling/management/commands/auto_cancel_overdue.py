@@ -9,12 +9,16 @@
    ESCALATE_AFTER_MINUTES (scheduling.reach), each once per offer.
 Rows are claimed with select_for_update(skip_locked=True), so several hosts may
 run this at the same minute without processing anything twice.
+
+With AUTO_REOFFER on, step 1 cancels nothing: each booking goes on to the next
+available therapist (or waits for the operators), inside the same batch.
 """
 
 import logging
 import signal
 import time
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import DatabaseError, connection
 
@@ -81,8 +85,17 @@ class Command(BaseCommand):
         elapsed = time.monotonic() - started
         total = counts.timed_out + counts.no_available_therapist
         prefix = "Dry run: would cancel" if dry_run else "Cancelled"
-        if total == 0:
+        if total == 0 and not counts.reoffered:
             summary = "Nothing due: no appointment is overdue or unstaffable."
+        elif settings.AUTO_REOFFER and dry_run:
+            summary = (f"Dry run: {counts.timed_out} without a response ({counts.therapists_disabled} therapist(s) "
+                       "would be disabled), each to go on to the next available therapist; "
+                       f"{counts.no_available_therapist} would be cancelled with no available therapist.")
+        elif settings.AUTO_REOFFER:
+            # Timeouts are not cancellations here: say where the bookings went.
+            summary = (f"Handled: {counts.timed_out} without a response ({counts.therapists_disabled} therapist(s) "
+                       f"disabled), {counts.reoffered} offered to the next therapist, "
+                       f"{counts.no_available_therapist} cancelled with no available therapist; {elapsed:.2f}s.")
         else:
             summary = (f"{prefix} {total} appointment(s): {counts.timed_out} without a response "
                        f"({counts.therapists_disabled} therapist(s) disabled), "

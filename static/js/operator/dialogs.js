@@ -9,6 +9,7 @@ import {
 } from '../common.js';
 import { fact } from '../dashboard.js';
 import { receiptLine } from '../receipts.js';
+import { mountOfferChain } from '../rules.js';
 import { applyAndRender, store, telHref } from './shared.js';
 
 export async function assignDialog(id) {
@@ -108,8 +109,8 @@ export async function detailsDialog(id) {
     wide: true,
     content: body,
   });
-  try {
-    const a = await api(`/api/scheduling/appointments/${id}/`);
+  // Run again by rules.js on each live change of this appointment.
+  const fill = (a) => {
     applyAndRender(a);
     const r = a.latest_rejection;
     body.removeAttribute('aria-busy');
@@ -132,6 +133,11 @@ export async function detailsDialog(id) {
           + `${r.review_note ? `: ${r.review_note}` : ''})` : ' (waiting for review)') : null),
       h('h3', null, 'History'),
       h('ol', { class: 'history' }, a.history.map(historyItem)));
+  };
+  try {
+    const a = await api(`/api/scheduling/appointments/${id}/`);
+    fill(a);
+    mountOfferChain(body, a, fill); // the offer chain, "Assign by hand", live details
   } catch (err) {
     body.removeAttribute('aria-busy');
     body.replaceChildren(h('p', { class: 'error', role: 'alert' }, errorText(err)));
