@@ -193,7 +193,7 @@ def _vapid_key():
     return _vapid[1]
 
 
-_pending = threading.local()
+_transaction_pushes = threading.local()
 
 
 def send_on_commit(user_id: int, message: dict, *, ttl: int, topic: str = "") -> None:
@@ -212,12 +212,12 @@ def send_on_commit(user_id: int, message: dict, *, ttl: int, topic: str = "") ->
         return
     # Django starts a new list of commit hooks after each commit or rollback, so a
     # batch tied to the current list is never carried into another transaction.
-    state = getattr(_pending, "state", None)
+    state = getattr(_transaction_pushes, "state", None)
     if state is None or state[0] is not connection.run_on_commit:
         batch: list = []
         # robust: a failure here is logged; the committed request must not fail over a push.
         transaction.on_commit(lambda: send_many(batch), robust=True)
-        state = _pending.state = (connection.run_on_commit, batch)
+        state = _transaction_pushes.state = (connection.run_on_commit, batch)
     state[1].append((user_id, message, ttl, topic))
 
 

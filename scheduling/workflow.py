@@ -879,10 +879,11 @@ def expire_overdue(*, batch_size: int = 500, dry_run: bool = False, after: tuple
         ids = list(claim.order_by("response_deadline", "id").select_for_update(skip_locked=True)
                    .values_list("id", flat=True)[:batch_size])
         appts = list(qs.filter(id__in=ids).order_by("response_deadline", "id"))
+        # Taken before the rules run: a re-offer gives the row a new deadline.
+        last = (appts[-1].response_deadline, appts[-1].id) if appts else after
         outbox = Outbox(now)
         actions = _expire_locked(appts, outbox)
         outbox.flush()
-    last = (appts[-1].response_deadline, appts[-1].id) if appts else after
     return BatchResult(len(appts), actions, last)
 
 

@@ -262,7 +262,8 @@ class EventsQuerySerializer(serializers.Serializer):
 class PersonRefSerializer(serializers.Serializer):
     id = serializers.IntegerField()
     name = serializers.CharField()
-    phone = serializers.CharField(help_text="For a call; a therapist only ever sees their own.")
+    phone = serializers.CharField(required=False, help_text="For a call (on an appointment; a therapist only ever "
+                                  "sees their own).")
 
 
 class ClientRefSerializer(serializers.Serializer):

@@ -250,6 +250,8 @@ def test_the_rules_panel_shows_the_settings_in_force(client, operator, settings)
     settings.TRAVEL_BUFFER_MINUTES = 40
     settings.AUTO_REOFFER = True
     settings.REOFFER_MAX = 2
+    settings.REMIND_AFTER_MINUTES = 10
+    settings.ESCALATE_AFTER_MINUTES = 20
     client.force_login(operator)
 
     response = client.get("/operator/")
@@ -259,7 +261,6 @@ def test_the_rules_panel_shows_the_settings_in_force(client, operator, settings)
     assert "Answer within 25 min of the offer, and never later than the start." in text
     assert "40 min between two appointments at different places" in text
     assert "up to 2 automatic offers" in text
-    # No reminder settings yet: the documented defaults.
     assert "An email to the therapist 10 min after an unseen offer; you are told after 20 min." in text
     assert page_data(response)["rules"] == {
         "response_minutes": 25, "travel_buffer_minutes": 40, "auto_reoffer": True, "reoffer_max": 2,
@@ -270,6 +271,7 @@ def test_the_rules_panel_says_what_off_means(client, operator, settings):
     settings.TRAVEL_BUFFER_MINUTES = 0
     settings.AUTO_REOFFER = False
     settings.REMIND_AFTER_MINUTES = None
+    settings.ESCALATE_AFTER_MINUTES = 20
     client.force_login(operator)
 
     text = rules_panel(client.get("/operator/"))
