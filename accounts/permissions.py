@@ -1,12 +1,14 @@
 from rest_framework.permissions import BasePermission
 
+from .models import User
+
 
 class IsOperator(BasePermission):
     message = "Only operators can do this."
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and user.is_active and user.role == "operator")
+        return bool(user and user.is_authenticated and user.is_active and user.role == User.Role.OPERATOR)
 
 
 class IsTherapist(BasePermission):
@@ -14,7 +16,7 @@ class IsTherapist(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and user.is_active and user.role == "therapist")
+        return bool(user and user.is_authenticated and user.is_active and user.role == User.Role.THERAPIST)
 
 
 class IsStaffMember(BasePermission):
@@ -24,7 +26,7 @@ class IsStaffMember(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         user = request.user
-        return bool(user and user.is_authenticated and user.is_active and user.role in ("operator", "therapist"))
+        return bool(user and user.is_authenticated and user.is_active and user.role in User.Role.values)
 
 
 class ReadAnyWriteOperator(BasePermission):
@@ -33,4 +35,4 @@ class ReadAnyWriteOperator(BasePermission):
     def has_permission(self, request, view) -> bool:
         if not IsStaffMember().has_permission(request, view):
             return False
-        return request.method in ("GET", "HEAD", "OPTIONS") or request.user.role == "operator"
+        return request.method in ("GET", "HEAD", "OPTIONS") or request.user.role == User.Role.OPERATOR

@@ -67,7 +67,8 @@ def test_the_operator_sees_the_chain_grow_and_the_next_therapist_gets_the_offer_
     expect(dialog).to_contain_text("Automatic offers: 1 of 3 made.")
     # The rest of the details follow too.
     expect(dialog.locator(".facts")).to_contain_text("Bea Santos")
-    expect(dialog.locator(".history li")).to_have_count(4)
+    # (Bea's open page may add its delivered/seen receipts to the history as well.)
+    expect(dialog.locator(".history li").filter(has_text="Timed out")).to_have_count(1)
     screenshot(olga, "operator-offer-chain")
 
     # Bea's page shows the offer by itself, with its countdown.
