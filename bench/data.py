@@ -29,6 +29,8 @@ from scheduling.models import Appointment, AppointmentEvent, AppointmentRejectio
 Status = Appointment.Status
 Kind = AppointmentEvent.Kind
 BATCH = 2000
+# One booking per therapist per slot: a 60-minute session and 30 minutes to travel.
+SLOT_MINUTES = 90
 _serial = itertools.count(1)
 
 
@@ -126,9 +128,10 @@ def create_therapists(world: World, count: int, *, prefix: str, service: Service
 
 
 def _slot_start(base: datetime, index: int, per_slot: int) -> datetime:
-    """Every `per_slot` appointments share a 75-minute slot: a therapist who gets
-    one appointment per slot is never double-booked (60-minute sessions)."""
-    return base + timedelta(minutes=75 * (index // per_slot))
+    """Every `per_slot` appointments share a 90-minute slot: a therapist who gets
+    one appointment per slot is never double-booked (60-minute sessions, then the
+    30 minutes TRAVEL_BUFFER_MINUTES asks for between two clients' homes)."""
+    return base + timedelta(minutes=SLOT_MINUTES * (index // per_slot))
 
 
 def _insert(world: World, specs: list[dict], events: list[list[tuple]]) -> list[Appointment]:
@@ -155,7 +158,7 @@ def _insert(world: World, specs: list[dict], events: list[list[tuple]]) -> list[
 def unassigned(world: World, count: int, *, per_slot: int, starts_in: timedelta = timedelta(hours=3),
                first_slot: int = 0, service: Service | None = None) -> list[Appointment]:
     """Pending bookings waiting for an operator to assign a therapist."""
-    base = timezone.now() + starts_in + timedelta(minutes=75 * first_slot)
+    base = timezone.now() + starts_in + timedelta(minutes=SLOT_MINUTES * first_slot)
     op = world.operator.id
     specs = [{"status": Status.PENDING, "starts_at": _slot_start(base, i, per_slot),
               **({"service": service} if service else {})} for i in range(count)]
@@ -167,7 +170,7 @@ def assigned(world: World, therapists: list[User], count: int, *, starts_in: tim
              service: Service | None = None) -> list[Appointment]:
     """Pending and assigned (round robin over `therapists`), waiting for the answer."""
     now = timezone.now()
-    base = now + starts_in + timedelta(minutes=75 * first_slot)
+    base = now + starts_in + timedelta(minutes=SLOT_MINUTES * first_slot)
     op = world.operator.id
     specs, events = [], []
     for i in range(count):
@@ -192,7 +195,7 @@ def overdue(world: World, therapists: list[User], count: int, *, service: Servic
 def rejected(world: World, therapists: list[User], count: int, *, first_slot: int = 0) -> list[Appointment]:
     """Rejected by their therapist, the rejection waiting for an operator's review."""
     now = timezone.now()
-    base = now + timedelta(hours=3) + timedelta(minutes=75 * first_slot)
+    base = now + timedelta(hours=3) + timedelta(minutes=SLOT_MINUTES * first_slot)
     op = world.operator.id
     specs, events = [], []
     for i in range(count):

@@ -26,7 +26,7 @@ class Pool:
         self.next_slot = 0
 
     def slots(self, count: int) -> int:
-        """The first of the fresh 75-minute slots `count` bookings take, so the
+        """The first of the fresh 90-minute slots `count` bookings take, so the
         pool's therapists are never double-booked across measurements."""
         first = self.next_slot
         self.next_slot += -(-count // len(self.therapists))
