@@ -147,7 +147,9 @@ class _SenderThread(threading.Thread):
 
     def __init__(self):
         super().__init__(name="realtime-sender", daemon=True)
-        self.jobs: queue.Queue = queue.Queue()
+        # Bounded: when Redis is slower than the sweep, the sweep waits for it
+        # instead of holding a backlog of unsent batches in memory.
+        self.jobs: queue.Queue = queue.Queue(maxsize=4)
 
     def run(self) -> None:
         loop = asyncio.new_event_loop()
