@@ -4,8 +4,6 @@ racing the sweep has exactly one winner; an operator's assign and a re-offer
 reaching for the same therapist never both get her."""
 
 import random
-import subprocess
-import sys
 import threading
 from collections import Counter, defaultdict
 from datetime import timedelta
@@ -21,10 +19,11 @@ from scheduling import workflow
 from scheduling.availability import available_therapists, place_key
 from scheduling.models import Appointment, AppointmentEvent
 from tests.conftest import make_therapist, make_user
+from tests.scheduling.sweeps import sweeps_at_once
 from tests.scheduling.test_auto_cancel_overdue import bulk_overdue
 from tests.scheduling.test_races import race
 from tests.scheduling.test_sweep_concurrency import _race, fast_thread_switching  # noqa: F401 - a fixture
-from tests.servers import ROOT, server_env
+from tests.servers import server_env
 
 pytestmark = pytest.mark.usefixtures("postgres", "transactional_db")
 
@@ -68,26 +67,9 @@ def test_two_sweeps_at_once_reoffer_every_appointment_once_and_book_nobody_twice
     free = [make_therapist(f"free{i:02}", service) for i in range(20)]
     appts = bulk_overdue(200, late, client=client_obj, service=service)
 
-    env = server_env(AUTO_REOFFER="1")
-    outputs = [(tmp_path / f"sweep{n}.out", tmp_path / f"sweep{n}.err") for n in (1, 2)]
-    processes = []
-    for out_path, err_path in outputs:
-        with open(out_path, "w") as out, open(err_path, "w") as err:
-            processes.append(subprocess.Popen(
-                [sys.executable, "manage.py", "auto_cancel_overdue", "--batch-size", "20"],
-                cwd=ROOT, env=env, stdout=out, stderr=err,
-            ))
-    for process in processes:
-        process.wait(timeout=180)
-
     timed_out_lines = []
     per_process = []
-    for process, (out_path, err_path) in zip(processes, outputs, strict=True):
-        errors = err_path.read_text()
-        assert process.returncode == 0, errors
-        for bad in ("Traceback", "ERROR", "deadlock", "could not serialize"):
-            assert bad not in errors
-        lines = out_path.read_text().splitlines()
+    for lines in sweeps_at_once(tmp_path, server_env(AUTO_REOFFER="1")):
         assert lines[-1].startswith(("Handled:", "Nothing due")), lines[-1]
         mine = [line.split()[0] for line in lines if " timed out: " in line]
         per_process.append(len(mine))

@@ -3,7 +3,6 @@ several hosts sweeping at the same minute, and a therapist accepting at the very
 moment the deadline passes."""
 
 import random
-import subprocess
 import sys
 import threading
 from collections import Counter
@@ -19,8 +18,9 @@ from notifications.models import Notification
 from scheduling import workflow
 from scheduling.models import Appointment, AppointmentEvent
 from tests.conftest import make_therapist, make_user
+from tests.scheduling.sweeps import sweeps_at_once
 from tests.scheduling.test_auto_cancel_overdue import bulk_overdue
-from tests.servers import ROOT, server_env
+from tests.servers import server_env
 
 pytestmark = pytest.mark.usefixtures("postgres", "transactional_db")
 
@@ -29,25 +29,8 @@ def test_two_sweeps_at_once_process_every_appointment_exactly_once(client_obj, s
     therapists = [make_user(f"t{i:02}", "therapist") for i in range(15)]
     appts = bulk_overdue(200, therapists, client=client_obj, service=service)
 
-    env = server_env()
-    outputs = [(tmp_path / f"sweep{n}.out", tmp_path / f"sweep{n}.err") for n in (1, 2)]
-    processes = []
-    for out_path, err_path in outputs:
-        with open(out_path, "w") as out, open(err_path, "w") as err:
-            processes.append(subprocess.Popen(
-                [sys.executable, "manage.py", "auto_cancel_overdue", "--batch-size", "20"],
-                cwd=ROOT, env=env, stdout=out, stderr=err,
-            ))
-    for process in processes:
-        process.wait(timeout=120)
-
     lines_by_process = []
-    for process, (out_path, err_path) in zip(processes, outputs, strict=True):
-        errors = err_path.read_text()
-        assert process.returncode == 0, errors
-        for bad in ("Traceback", "ERROR", "deadlock", "could not serialize"):
-            assert bad not in errors
-        lines = out_path.read_text().splitlines()
+    for lines in sweeps_at_once(tmp_path, server_env()):
         assert lines[-1].startswith(("Cancelled", "Nothing due"))
         lines_by_process.append([line.split()[0] for line in lines[:-1]])
     print(f"\nper process: {[len(lines) for lines in lines_by_process]} appointments")
