@@ -641,7 +641,8 @@ export class Notifications {
     const isNew = !this.items.has(n.id);
     this.items.set(n.id, n);
     this.setUnread(message.unread);
-    if (isNew) toast(notificationText(n, this.link));
+    // An item someone else dealt with comes back read: it updates in place, no toast.
+    if (isNew && !n.is_read) toast(notificationText(n, this.link));
     this.render();
   }
 
