@@ -126,3 +126,21 @@ def test_reviews_soonest_first_with_how_soon_and_the_list_by_start_time_in_fixed
     expect(assigning).to_contain_text("The best match comes first: the fewest appointments that day, then the "
                                       "longest since their last one")
     screenshot(olga, "operator-assign-explained")
+
+
+def test_a_rejection_one_operator_reviews_is_handled_on_every_operators_page(
+        open_page, operator, operator2, therapist, make_appointment):
+    appointment = in_thread(make_appointment, "pending", therapist)
+    oscar = open_page(operator2, "/operator/?tab=notifications")
+    live(oscar)
+    bell = oscar.locator(".bell [data-unread]")
+    in_thread(workflow.reject, actor=therapist, appointment_id=appointment.id, reason="Flat tyre")
+    expect(bell).to_have_text("1")
+    expect(oscar.locator(".toast")).to_have_count(1)  # the rejection, once
+
+    # Olga settles it elsewhere: Oscar's bell clears live, with no second toast.
+    in_thread(workflow.review_rejection, actor=operator, appointment_id=appointment.id, decision="deny",
+              note="Please go")
+    expect(bell).to_be_hidden()
+    assert Notification.objects.filter(recipient=operator2, kind="rejected", read_at__isnull=True).count() == 0
+    expect(oscar.locator(".toast")).to_have_count(1)
