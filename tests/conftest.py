@@ -163,3 +163,18 @@ def api_for(user: User | None) -> APIClient:
 @pytest.fixture
 def api():
     return api_for
+
+
+@pytest.fixture
+def recorder(monkeypatch):
+    """The channel layer's group sends, recorded instead of sent (tests.notifications.test_realtime.Recorder)."""
+    from channels.layers import channel_layers, get_channel_layer
+
+    from tests.notifications.test_realtime import Recorder
+
+    channel_layers.backends.clear()
+    layer = get_channel_layer()
+    recorder = Recorder(layer)
+    monkeypatch.setattr(layer, "group_send", recorder)
+    yield recorder
+    channel_layers.backends.clear()

@@ -48,16 +48,6 @@ class Recorder:
         return out
 
 
-@pytest.fixture
-def recorder(monkeypatch):
-    channel_layers.backends.clear()
-    layer = get_channel_layer()
-    recorder = Recorder(layer)
-    monkeypatch.setattr(layer, "group_send", recorder)
-    yield recorder
-    channel_layers.backends.clear()
-
-
 class Boom(Exception):
     pass
 
