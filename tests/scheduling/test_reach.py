@@ -18,7 +18,6 @@ from scheduling import reach, workflow
 from scheduling.models import Appointment
 from tests.conftest import make_therapist, make_user
 from tests.loopback import SmtpSink
-from tests.notifications.test_realtime import recorder  # noqa: F401 - a fixture
 from tests.servers import ROOT, server_env
 
 APPTS = "/api/scheduling/appointments/"
@@ -111,7 +110,7 @@ def test_an_offer_seen_in_time_gets_no_reminder_and_no_escalation(
 
 
 def test_the_escalation_tells_every_active_operator_once_while_there_is_time_to_phone(
-        reach_on, smtp, ana, operator, operator2, make_appointment, recorder,  # noqa: F811
+        reach_on, smtp, ana, operator, operator2, make_appointment, recorder,
         django_capture_on_commit_callbacks):
     make_user("otto", "operator", name="Otto Gone", is_active=False)
     appt = make_appointment("pending", ana)

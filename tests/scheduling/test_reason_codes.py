@@ -10,7 +10,6 @@ from django.urls import reverse
 from notifications import realtime
 from scheduling import workflow
 from scheduling.models import AppointmentEvent, AppointmentRejection
-from tests.notifications import test_realtime
 
 from .test_api_appointments import assert_invalid, db_snapshot, url
 
@@ -60,7 +59,6 @@ def test_the_workflow_refuses_an_unknown_code_too(make_appointment, therapist):
     assert appt.status == "pending"
 
 
-recorder = test_realtime.recorder  # the real layer's group_send, recorded
 
 
 def test_the_code_reaches_the_operators_socket(recorder, make_appointment, therapist,

@@ -10,7 +10,6 @@ from django.utils import timezone
 
 from scheduling import workflow
 from scheduling.models import Appointment, AppointmentEvent
-from tests.notifications.test_realtime import recorder  # noqa: F401 - a fixture
 from tests.scheduling.test_api_appointments import assert_error, db_snapshot
 
 APPTS = "/api/scheduling/appointments/"
@@ -56,7 +55,7 @@ def test_each_assignment_is_a_new_offer_and_a_denied_rejection_continues_it(
 
 
 def test_a_delivered_receipt_is_stored_once_with_an_event_and_shown_live_to_operators(
-        api, recorder, therapist, make_appointment, django_capture_on_commit_callbacks):  # noqa: F811
+        api, recorder, therapist, make_appointment, django_capture_on_commit_callbacks):
     appt = make_appointment("pending", therapist)
     recorder.calls.clear()
     with django_capture_on_commit_callbacks(execute=True):
