@@ -1,5 +1,7 @@
 """Serializer fields that take JSON types at their word: no silent coercion."""
 
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 
@@ -26,3 +28,25 @@ class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
         if isinstance(data, bool) or not (isinstance(data, int) or (isinstance(data, str) and data.isdigit())):
             self.fail("incorrect_type", data_type=type(data).__name__)
         return super().to_internal_value(data)
+
+
+@extend_schema_field(OpenApiTypes.INT)
+class StrictIdField(serializers.Field):
+    """An id checked for its type only, the same way as `StrictPrimaryKeyRelatedField`:
+    for the writes that read the row themselves (under a row lock), so it is not read
+    twice. The write answers an id that names nothing with `does_not_exist(...)`."""
+
+    default_error_messages = serializers.PrimaryKeyRelatedField.default_error_messages
+
+    def to_internal_value(self, data):
+        if isinstance(data, bool) or not (isinstance(data, int) or (isinstance(data, str) and data.isdigit())):
+            self.fail("incorrect_type", data_type=type(data).__name__)
+        return int(data)
+
+    def to_representation(self, value):
+        return value
+
+
+def does_not_exist(pk_value) -> str:
+    """What `StrictPrimaryKeyRelatedField` says of an id that names nothing."""
+    return str(serializers.PrimaryKeyRelatedField.default_error_messages["does_not_exist"]).format(pk_value=pk_value)

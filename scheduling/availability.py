@@ -79,16 +79,26 @@ def evaluate(appointments: list[Appointment], *, therapist_ids: Iterable[int] | 
     return result
 
 
-def verdict(appointment: Appointment, therapist_id: int) -> str | None:
-    """Why `therapist_id` cannot take `appointment` now, or None if they can."""
-    return evaluate([appointment], therapist_ids=[therapist_id])[appointment.id][therapist_id]
+def verdict(appointment: Appointment, therapist: User) -> str | None:
+    """Why `therapist` (as just read, under their row lock) cannot take
+    `appointment` now, or None if they can."""
+    facts = _load([appointment], {therapist.id}, known={therapist.id: therapist})
+    return _verdict(appointment, therapist, facts)
 
 
-def anyone_available(verdicts: Verdicts) -> bool:
-    return any(reason is None for reason in verdicts.values())
+def staffable(appointments: list[Appointment]) -> set[int]:
+    """The ids of `appointments` somebody could take right now: the engine's
+    verdicts, stopping at the first therapist it clears and wording no refusal."""
+    if not appointments:
+        return set()
+    facts = _load(appointments, None)
+    return {appt.id for appt in appointments
+            if any(_free(appt, facts.users.get(tid), facts) for tid in facts.qualified.get(appt.service_id, ()))}
 
 
-def _load(appointments: list[Appointment], therapist_ids: set[int] | None) -> _Facts:
+def _load(appointments: list[Appointment], therapist_ids: set[int] | None, *,
+          known: dict[int, User] | None = None) -> _Facts:
+    """`known`: users the caller has just read (under their row lock), not read again."""
     service_ids = {a.service_id for a in appointments}
     qualified: dict[int, set[int]] = defaultdict(set)
     through = Service.therapists.through.objects.filter(service_id__in=service_ids)
@@ -97,7 +107,11 @@ def _load(appointments: list[Appointment], therapist_ids: set[int] | None) -> _F
     for service_id, user_id in through.values_list("service_id", "user_id"):
         qualified[service_id].add(user_id)
     candidate_ids = therapist_ids if therapist_ids is not None else set().union(*qualified.values())
-    users = {u.id: u for u in User.objects.filter(id__in=candidate_ids)}
+    known = known or {}
+    users = {tid: known[tid] for tid in candidate_ids if tid in known}
+    missing = set(candidate_ids) - users.keys()
+    if missing:
+        users.update((u.id, u) for u in User.objects.filter(id__in=missing))
     slots: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
     busy: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
     excluded: set[tuple[int, int]] = set()
@@ -123,27 +137,45 @@ def _load(appointments: list[Appointment], therapist_ids: set[int] | None) -> _F
 
 
 def _verdict(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
-    reason = _standing_reason(appt, user, facts)
-    if reason:
-        return reason
+    refusal = _standing_refusal(appt, user, facts)
+    if refusal:
+        return _standing_reason(refusal, appt)
     clash = _clash(appt, facts.busy.get(user.id, ()), facts.buffer)
     return _clash_reason(clash, facts.buffer) if clash else None
 
 
-def _standing_reason(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
+def _free(appt: Appointment, user: User | None, facts: _Facts) -> bool:
+    """`_verdict(...) is None`, without wording a refusal."""
+    return (_standing_refusal(appt, user, facts) is None
+            and _clash(appt, facts.busy.get(user.id, ()), facts.buffer) is None)
+
+
+def _standing_refusal(appt: Appointment, user: User | None, facts: _Facts) -> str | None:
     """Everything but the other bookings: account, qualification, an accepted
-    rejection, availability."""
+    rejection, availability. The rule that refuses (see `_standing_reason`), or None."""
     if user is None or user.role != User.Role.THERAPIST:
-        return "is not a therapist"
+        return "not_therapist"
     if not user.is_active:
-        return "is disabled"
+        return "disabled"
     if user.id not in facts.qualified.get(appt.service_id, ()):
-        return f"is not qualified for {appt.service.name}"
+        return "unqualified"
     if (appt.id, user.id) in facts.excluded:
-        return "had their rejection of this appointment accepted"
+        return "rejection_accepted"
     if not any(start <= appt.starts_at and appt.ends_at <= end for start, end in facts.slots.get(user.id, ())):
-        return f"has no availability covering {span(appt.starts_at, appt.ends_at)}"
+        return "no_availability"
     return None
+
+
+def _standing_reason(refusal: str, appt: Appointment) -> str:
+    if refusal == "not_therapist":
+        return "is not a therapist"
+    if refusal == "disabled":
+        return "is disabled"
+    if refusal == "unqualified":
+        return f"is not qualified for {appt.service.name}"
+    if refusal == "rejection_accepted":
+        return "had their rejection of this appointment accepted"
+    return f"has no availability covering {span(appt.starts_at, appt.ends_at)}"
 
 
 def _clash(appt: Appointment, busy, buffer: timedelta, here: str | None = None) -> tuple | None:

@@ -25,11 +25,12 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import connection, transaction
-from django.db.models import Case, Q, Value, When
+from django.db.models import Case, Exists, OuterRef, Q, Value, When
 from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts import formatting
+from accounts.fields import does_not_exist
 from accounts.models import AccountStatusChange, User
 from notifications import push
 from notifications.models import Notification
@@ -82,22 +83,29 @@ def response_window() -> timedelta:
 
 def _lock(appointment_id: int) -> Appointment:
     """Lock the appointment's row and read it with its relations, in one statement
-    when nobody else held the lock.
+    when nobody else held the lock; its newest rejection takes one more, and only
+    when it has ever been rejected.
 
     A `FOR UPDATE` that had to wait for another transaction returns the new
     version of the locked row but the *old* rows of the tables joined to it: after
     a concurrent assign, `therapist_id` would be set and `therapist` None. Only the
     therapist can change under us (client and service never do), so a therapist
     that does not match `therapist_id` is read again, now that the row is ours.
+    Rejections are written only under this lock, so `rejected_before` is current.
     """
-    appt = (Appointment.objects.select_for_update(of=("self",)).select_related("client", "service", "therapist")
-            .filter(pk=appointment_id).first())
-    if appt is None:
+    rows = list(Appointment.objects.select_for_update(of=("self",)).select_related("client", "service", "therapist")
+                .annotate(rejected_before=Exists(AppointmentRejection.objects.filter(appointment=OuterRef("pk"))))
+                .filter(pk=appointment_id)[:1])
+    if not rows:
         raise _not_found()
+    appt = rows[0]
     joined = appt._state.fields_cache.get("therapist")
     if (joined.pk if joined else None) != appt.therapist_id:
         appt.therapist = User.objects.get(pk=appt.therapist_id) if appt.therapist_id else None
-    AppointmentRejection.attach_latest([appt])
+    if appt.rejected_before:
+        AppointmentRejection.attach_latest([appt])
+    else:
+        appt.latest_rejection = None
     return appt
 
 
@@ -266,8 +274,9 @@ def _lock_free_therapist(appt: Appointment, therapist_id: int) -> User:
     # two operators cannot both book them into overlapping slots.
     therapist = User.objects.select_for_update().filter(pk=therapist_id).first()
     if therapist is None or therapist.role != User.Role.THERAPIST:
-        raise WorkflowError("invalid", "No such therapist.", status_code=400)
-    reason = availability.verdict(appt, therapist.id)
+        raise WorkflowError("invalid", "Invalid input.", status_code=400,
+                            errors={"therapist": [does_not_exist(therapist_id)]})
+    reason = availability.verdict(appt, therapist)
     if reason:
         raise WorkflowError("therapist_unavailable", f"{therapist.display_name} {reason}.")
     return therapist
@@ -364,8 +373,9 @@ def review_rejection(*, actor: User, appointment_id: int, decision: str, note: s
     decide = _deny_rejection if decision == AppointmentRejection.Decision.DENY else _accept_rejection
 
     def body(appt: Appointment, outbox: Outbox) -> None:
-        rejection = (AppointmentRejection.objects.select_for_update()
-                     .filter(appointment=appt).order_by("-created_at", "-id").first())
+        # The open rejection is the newest one, read under the appointment's lock,
+        # which every review and every rejection takes first.
+        rejection = appt.latest_rejection
         if appt.status != Status.REJECTED:
             if rejection is not None and rejection.review_decision:
                 raise WorkflowError("already_reviewed",
@@ -432,7 +442,7 @@ def _accept_rejection(appt: Appointment, rejection: AppointmentRejection, actor:
         _reoffer_locked([appt], outbox)
         return
     # Once the start has passed nobody can be assigned, so it cannot wait in the queue.
-    if appt.starts_at <= now or not availability.anyone_available(availability.evaluate([appt])[appt.id]):
+    if appt.starts_at <= now or appt.id not in availability.staffable([appt]):
         _cancel_unstaffable_locked([appt], outbox)
 
 
@@ -589,8 +599,8 @@ def reschedule(*, actor: User, appointment_id: int, starts_at: datetime, reason:
         appt.ends_at = starts_at + timedelta(minutes=appt.service.duration_minutes)
         why = None
         if previous is not None:
-            User.objects.select_for_update().filter(pk=previous.id).first()
-            why = availability.verdict(appt, previous.id)
+            locked = User.objects.select_for_update().filter(pk=previous.id).first()
+            why = availability.verdict(appt, locked)
         kept = previous is not None and why is None
         if kept:
             _save(appt, now, "starts_at", "ends_at", *_offer(appt, previous, now))
@@ -900,8 +910,8 @@ def cancel_unstaffable(*, batch_size: int = 500, dry_run: bool = False, after: t
         if not dry_run:
             qs = qs.select_for_update(skip_locked=True, of=("self",))
         appts = list(qs[:batch_size])
-        verdicts = availability.evaluate([a for a in appts if a.starts_at > now])
-        doomed = [a for a in appts if a.starts_at <= now or not availability.anyone_available(verdicts[a.id])]
+        staffable = availability.staffable([a for a in appts if a.starts_at > now])
+        doomed = [a for a in appts if a.starts_at <= now or a.id not in staffable]
         last = (appts[-1].id,) if appts else after
         if dry_run:
             return BatchResult(len(appts), [SweepAction(a.id, "no_available_therapist", _unstaffable_line(a, now))

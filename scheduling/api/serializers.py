@@ -15,7 +15,7 @@ from rest_framework import serializers
 from rest_framework.validators import UniqueValidator
 
 from accounts import formatting
-from accounts.fields import StrictCharField, StrictPrimaryKeyRelatedField, StrictRegexField
+from accounts.fields import StrictCharField, StrictIdField, StrictPrimaryKeyRelatedField, StrictRegexField
 from accounts.models import User
 from accounts.validators import no_control_characters
 
@@ -144,7 +144,8 @@ class AppointmentCreateSerializer(serializers.Serializer):
 
 
 class AssignSerializer(serializers.Serializer):
-    therapist = StrictPrimaryKeyRelatedField(queryset=therapists)
+    # `assign` reads and locks the therapist's row itself.
+    therapist = StrictIdField(help_text="The therapist's id.")
 
 
 class ReassignSerializer(serializers.Serializer):

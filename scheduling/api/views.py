@@ -158,7 +158,7 @@ class AppointmentViewSet(viewsets.GenericViewSet):
     def assign(self, request, pk=None):
         data = _valid(s.AssignSerializer, request)
         return self._respond(workflow.assign(actor=request.user, appointment_id=_int(pk),
-                                             therapist_id=data["therapist"].id))
+                                             therapist_id=data["therapist"]))
 
     @extend_schema(request=None, responses=s.AppointmentSerializer)
     @action(detail=True, methods=["post"])
