@@ -11,10 +11,9 @@ decoded after each event, so the load generator's own parsing does not delay
 the later sockets.
 
 At the end the split run's 5,000 sockets close all at once, as when a proxy
-restarts: `mass_close` reports how many channels the servers failed to remove
-from the `operators` group (they stay members, and every later group_send
-still addresses them, until `group_expiry`). The bench then deletes those
-group keys so the benchmarks after this one start clean.
+restarts: `mass_close` reports how many socket channels are still subscribed
+in Redis once the servers have handled the disconnects (anything above 0 would
+be a socket the servers forgot to clean up).
 """
 
 from __future__ import annotations
@@ -28,8 +27,6 @@ import time
 
 import redis.asyncio as aioredis
 from django.conf import settings
-
-from notifications.realtime import OPERATORS_GROUP
 
 from . import data
 from .clients import _client, close_sockets, open_sockets
@@ -119,13 +116,13 @@ async def _events(a, placements, world: data.World, therapist, appts, warmup: in
                         responded.append((answered - started) * 1000)
                     await asyncio.sleep(0.3)
         still_open = sum(1 for r in receivers if not r.task.done())
-        before = await _settled_group_size(OPERATORS_GROUP) if mass_close else None
+        before = await _settled_subscriptions() if mass_close else None
     finally:
         for r in receivers:
             r.task.cancel()
         # Gradually: 25 operator sockets leave 50 groups, under the Redis pool's 100 connections.
         await close_sockets(sockets, parallel=None if mass_close else 25)
-    after = await _settled_group_size(OPERATORS_GROUP) if mass_close else None
+    after = await _settled_subscriptions() if mass_close else None
     return {
         "sockets": len(receivers),
         "connect_seconds": round(connect_seconds, 1),
@@ -139,41 +136,26 @@ async def _events(a, placements, world: data.World, therapist, appts, warmup: in
         "last_ms_median_over_events": round(statistics.median(lasts), 3),
         "http_response_ms": summarize(responded),
         **cpu.result,
-        **({"mass_close": {"sockets": len(sockets), "operators_group_members_before": before,
-                           "operators_group_members_left": after}} if mass_close else {}),
+        **({"mass_close": {"sockets": len(sockets), "socket_channels_before": before,
+                           "socket_channels_left": after}} if mass_close else {}),
     }
 
 
-def _group_key(group: str) -> str:
-    return f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}:group:{group}"
-
-
-async def _settled_group_size(group: str) -> int:
-    """The group's size once the servers have handled the disconnects (stable for 3 s)."""
+async def _settled_subscriptions() -> int:
+    """Socket channels subscribed in Redis once the servers have handled the
+    connects or disconnects (the count stable for 3 s)."""
+    pattern = f"{settings.CHANNEL_LAYERS['default']['CONFIG']['prefix']}specific.*"
     client = aioredis.Redis.from_url(os.environ["REDIS_URL"])
     try:
         sizes: list[int] = []
         for _ in range(20):
-            sizes.append(await client.zcard(_group_key(group)))
+            sizes.append(len(await client.pubsub_channels(pattern)))
             if len(sizes) >= 4 and len(set(sizes[-4:])) == 1:
                 break
             await asyncio.sleep(1)
         return sizes[-1]
     finally:
         await client.aclose()
-
-
-def _forget_groups() -> None:
-    """Drop the operators' group keys left by sockets that are gone."""
-    import redis
-
-    client = redis.Redis.from_url(os.environ["REDIS_URL"])
-    try:
-        prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
-        for key in client.scan_iter(f"{prefix}:group:*"):
-            client.delete(key)
-    finally:
-        client.close()
 
 
 def run(world: data.World) -> dict:
@@ -186,5 +168,4 @@ def run(world: data.World) -> dict:
         on_b = asyncio.run(_events(a, [(b, SOCKETS)], world, therapist, one, warmup))
         split = asyncio.run(_events(a, [(a, SOCKETS // 2), (b, SOCKETS // 2)], world, therapist, two, warmup,
                                     mass_close=True))
-    _forget_groups()
     return {"one_server": on_b, "split_two_servers": split}

@@ -77,10 +77,10 @@ def table(results: dict) -> str:
                           "over events)", ["placement", "sockets", "events", "first", "median socket", "last",
                                            "missed (max)", "server CPU%"], rows)
         mass = b["fanout"].get("split_two_servers", {}).get("mass_close")
-        if mass:
-            lines.append(f"Closing {mass['sockets']} sockets at once: the operators group went from "
-                         f"{mass['operators_group_members_before']} to {mass['operators_group_members_left']} members "
-                         "(anything above 0 is stale).")
+        if mass and "socket_channels_left" in mass:
+            lines.append(f"Closing {mass['sockets']} sockets at once: socket channels subscribed in Redis went from "
+                         f"{mass['socket_channels_before']} to {mass['socket_channels_left']} "
+                         "(anything above 0 is left behind).")
     if "compare" in b:
         cmp = b["compare"]
         rows = []

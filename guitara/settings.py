@@ -286,20 +286,13 @@ REDIS_URL = env.str("REDIS_URL", default="")
 if REDIS_URL:
     CHANNEL_LAYERS = {
         "default": {
-            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            # channels_redis's Redis pub/sub layer (see notifications/layer.py): a
+            # group message is published once and each server process with members
+            # receives it once; a closed socket or a dead process leaves nothing in Redis.
+            "BACKEND": "notifications.layer.ChannelLayer",
             "CONFIG": {
-                # channels_redis blocks up to 5 s per read: the socket timeout must be
-                # longer, or every idle dashboard socket dies after 5 s.
-                # redis-py's default pool (100) raises instead of waiting when a burst of
-                # sockets connects or disconnects at once, leaving dead group members.
-                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2,
-                           "max_connections": 2000}],
+                "hosts": [{"address": REDIS_URL, "socket_timeout": 15, "socket_connect_timeout": 2}],
                 "prefix": env.str("CHANNEL_LAYER_PREFIX", default="guitara"),
-                # A dashboard stays open a whole shift: keep group membership a day.
-                "group_expiry": 86400,
-                # Per-channel backlog before messages are dropped for a stalled socket.
-                "capacity": 500,
-                "expiry": 30,
             },
         }
     }

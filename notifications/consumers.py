@@ -1,21 +1,41 @@
 """The dashboard socket: one per open page, fed by notifications.realtime."""
 
+import json
+import logging
+
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
 from accounts.models import User
 
+from .layer import LOST_TYPE
 from .realtime import BATCH_TYPE, OPERATORS_GROUP, user_group
 
+logger = logging.getLogger(__name__)
+
 CLOSE_DISABLED = 4403
+# The channel layer lost Redis: the page polls the events feed and reconnects.
+CLOSE_LAYER_LOST = 4503
 # The layer messages a socket forwards to its page as they are.
 FORWARDED = ("appointment.event", "notification")
 
 
 # Handlers that never touch the database: dispatched without channels' per-message
 # close_old_connections hop through the shared sync thread, which serialises fan-out.
-NO_DATABASE = frozenset({"appointment.event", "notification", BATCH_TYPE, "account.disabled",
+NO_DATABASE = frozenset({"appointment.event", "notification", BATCH_TYPE, "account.disabled", LOST_TYPE,
                          "websocket.receive"})
+
+# The last message encoded and its JSON: the layer hands every socket of this
+# process the same message object for one group message, so a fan-out to
+# thousands of sockets encodes it once. Holding the message keeps `is` honest.
+_last_encoded: tuple[dict | None, str] = (None, "")
+
+
+def _as_json(message: dict) -> str:
+    global _last_encoded
+    if _last_encoded[0] is not message:
+        _last_encoded = (message, json.dumps(message))
+    return _last_encoded[1]
 
 
 class DashboardConsumer(AsyncJsonWebsocketConsumer):
@@ -41,20 +61,26 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
 
     async def disconnect(self, code):
         for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
+            try:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            except Exception as exc:  # noqa: BLE001 - Redis is gone: nothing is left there to discard
+                logger.warning("leaving group %s failed: %s: %s", group, type(exc).__name__, exc)
 
     async def receive_json(self, content, **kwargs):
         if isinstance(content, dict) and content.get("type") == "ping":
             await self.send_json({"type": "pong"})
 
     async def appointment_event(self, message):
-        await self.send_json(message)
+        await self.send(text_data=_as_json(message))
 
     async def notification(self, message):
-        await self.send_json(message)
+        await self.send(text_data=_as_json(message))
 
     async def account_disabled(self, message):
         await self.close(code=CLOSE_DISABLED)
+
+    async def layer_lost(self, message):
+        await self.close(code=CLOSE_LAYER_LOST)
 
     async def realtime_batch(self, message):
         """Several messages of one transaction for this group (`realtime.BATCH_TYPE`, see
@@ -62,7 +88,7 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         for item in message.get("messages", ()):
             kind = item.get("type")
             if kind in FORWARDED:
-                await self.send_json(item)
+                await self.send(text_data=_as_json(item))
             elif kind == "account.disabled":
                 await self.account_disabled(item)
                 return

@@ -200,3 +200,29 @@ async def test_timeout_closes_the_disabled_therapists_socket_with_4403(operator,
     # And the disabled therapist cannot come back.
     _, connected, _ = await open_socket(therapist)
     assert not connected
+
+
+async def test_closed_sockets_leave_nothing_subscribed_in_redis(operator, operator2, therapist, redis_url):
+    """Membership lives in the server process: once the sockets are gone, so are
+    their channels and groups in Redis (a proxy restart leaves no stale members)."""
+    import redis.asyncio as aioredis
+
+    prefix = settings.CHANNEL_LAYERS["default"]["CONFIG"]["prefix"]
+    redis = aioredis.Redis.from_url(settings.REDIS_URL)
+    try:
+        sockets = []
+        for user in (operator, operator2, therapist):
+            communicator, connected, _ = await open_socket(user)
+            assert connected
+            sockets.append(communicator)
+        subscribed = {name.decode().removeprefix(prefix) for name in await redis.pubsub_channels(f"{prefix}*")}
+        # Three sockets, and the groups they are in: the operators', and each user's own.
+        assert sum(name.startswith("specific.") for name in subscribed) == 3
+        assert {name for name in subscribed if name.startswith("__group__")} == {
+            "__group__operators", f"__group__user_{operator.id}", f"__group__user_{operator2.id}",
+            f"__group__user_{therapist.id}"}
+        for communicator in sockets:
+            await communicator.disconnect()
+        assert await redis.pubsub_channels(f"{prefix}*") == []
+    finally:
+        await redis.aclose()

@@ -1,0 +1,81 @@
+"""The channel layer with Redis: channels_redis's pub/sub layer, plus what the
+dashboards need from it.
+
+Pub/sub publishes a group message once; each server process with members in the
+group receives it once and hands it to its own sockets, so membership lives in
+the processes and nothing is left behind in Redis when sockets or processes go.
+On top of channels_redis's layer:
+
+- **A lost Redis closes the sockets.** channels_redis retries its subscription
+  quietly, so a socket would stay open but hear nothing. Here every socket of the
+  process gets `LOST_TYPE` (the consumer closes it): its page falls back to
+  polling the events feed and reconnects, and catches up when Redis is back.
+- **One decoding per process.** A group message reaches every local socket as the
+  same bytes; they are decoded once and every socket gets the same (read-only)
+  message, which the consumer also encodes to JSON once (see consumers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
+from channels_redis.utils import _wrap_close, decode_hosts
+
+logger = logging.getLogger(__name__)
+
+LOST_TYPE = "layer.lost"
+
+
+class ChannelLayer(RedisPubSubChannelLayer):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._last: tuple[bytes | None, dict | None] = (None, None)
+        self._lost = self.serialize({"type": LOST_TYPE})
+
+    def deserialize(self, message: bytes) -> dict:
+        # Keeps a reference to the bytes, so `is` cannot match a new object at a reused address.
+        raw, decoded = self._last
+        if message is raw:
+            return decoded
+        decoded = super().deserialize(message)
+        self._last = (message, decoded)
+        return decoded
+
+    def _get_layer(self) -> RedisPubSubLoopLayer:
+        loop = asyncio.get_running_loop()
+        layer = self._layers.get(loop)
+        if layer is None:
+            layer = self._layers[loop] = _LoopLayer(*self._args, **self._kwargs, channel_layer=self)
+            _wrap_close(self, loop)
+        return layer
+
+
+class _LoopLayer(RedisPubSubLoopLayer):
+    def __init__(self, hosts=None, *args, **kwargs):
+        super().__init__(hosts, *args, **kwargs)
+        self._shards = [_Shard(host, self) for host in decode_hosts(hosts)]
+
+    def tell_every_socket_lost(self) -> None:
+        for messages in self.channels.values():
+            messages.put_nowait(self.channel_layer._lost)
+
+
+class _Shard(RedisSingleShardConnection):
+    async def _do_receiving(self) -> None:
+        # channels_redis's receive loop, telling the sockets when the connection fails.
+        while True:
+            try:
+                if self._pubsub and self._pubsub.subscribed:
+                    message = await self._pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+                    self._receive_message(message)
+                else:
+                    await asyncio.sleep(0.1)
+            except (asyncio.CancelledError, GeneratorExit):
+                raise
+            except Exception as exc:  # noqa: BLE001 - the loop must outlive Redis going away
+                logger.warning("channel layer lost Redis (%s: %s); closing this process's sockets",
+                               type(exc).__name__, exc)
+                self.channel_layer.tell_every_socket_lost()
+                await asyncio.sleep(1)
