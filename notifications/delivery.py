@@ -1,9 +1,9 @@
 """What the system says to people: the notifications half of the workflow's seam.
 
 The workflow decides what to say to whom (`Note`s); `deliver` writes the rows of
-a whole batch with one `bulk_create`, reads the recipients' unread counts with
-one bounded query, and returns the socket messages for the caller to publish
-after its commit. The unread count is bounded (`UNREAD_CAP`): a write that
+a whole batch with one statement (which finds the active operators itself),
+reads the recipients' unread counts with one bounded query, and returns the
+socket messages for the caller to publish after its commit. The unread count is bounded (`UNREAD_CAP`): a write that
 notifies every operator costs the same whether they have ten unread items or ten
 thousand; the bell shows "99+" long before the cap matters.
 """
@@ -42,28 +42,50 @@ class Note:
 
 
 def deliver(notes: Iterable[Note], *, now: datetime) -> list[realtime.Message]:
-    """Store `notes` (one query) and return their socket messages, each carrying
-    its recipient's unread count (one more query). Operators are looked up once."""
+    """Store `notes` (one statement, which also finds the operators) and return
+    their socket messages, each carrying its recipient's unread count (one more)."""
     notes = list(notes)
     if not notes:
         return []
-    operators: list[int] | None = None
-    rows: list[Notification] = []
-    for note in notes:
-        if note.recipient_id is None:
-            if operators is None:
-                operators = active_operator_ids()
-            recipients = operators
-        else:
-            recipients = [note.recipient_id]
-        rows.extend(
-            Notification(recipient_id=rid, kind=note.kind, appointment_id=note.appointment_id,
+    if any(note.recipient_id is None for note in notes):
+        rows = _insert_with_operators(notes, now)
+    else:
+        rows = Notification.objects.bulk_create([
+            Notification(recipient_id=note.recipient_id, kind=note.kind, appointment_id=note.appointment_id,
                          message=note.message[:1000], created_at=now)
-            for rid in recipients
-        )
-    rows = Notification.objects.bulk_create(rows)
+            for note in notes
+        ])
     unread = unread_counts({n.recipient_id for n in rows})
     return [_message(n, unread) for n in rows]
+
+
+def _insert_with_operators(notes: list[Note], now: datetime) -> list[Notification]:
+    """Write `notes`, each one to operators once per active operator, with one
+    `INSERT … SELECT … RETURNING` that joins the operators itself."""
+    quote = connection.ops.quote_name
+    params: list = []
+    for position, note in enumerate(notes):
+        params += [position, note.recipient_id, note.kind, note.appointment_id, note.message[:1000]]
+    params += [Notification._meta.get_field("created_at").get_db_prep_value(now, connection), User.Role.OPERATOR]
+    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(notes))
+    # Only placeholders and quoted table names are interpolated.
+    sql = (
+        f"WITH notes (pos, recipient_id, kind, appointment_id, message) AS (VALUES {rows}) "  # noqa: S608
+        f"INSERT INTO {quote(Notification._meta.db_table)} (recipient_id, kind, appointment_id, message, created_at) "
+        f"SELECT COALESCE(CAST(notes.recipient_id AS BIGINT), u.id), notes.kind, "
+        f"CAST(notes.appointment_id AS BIGINT), notes.message, %s "
+        f"FROM notes LEFT JOIN {quote(User._meta.db_table)} u "
+        f"ON notes.recipient_id IS NULL AND u.role = %s AND u.is_active "
+        f"WHERE notes.recipient_id IS NOT NULL OR u.id IS NOT NULL "
+        f"ORDER BY notes.pos, u.id "
+        f"RETURNING id, recipient_id, kind, appointment_id, message"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        written = cursor.fetchall()
+    return [Notification(id=id_, recipient_id=recipient_id, kind=kind, appointment_id=appointment_id,
+                         message=message, created_at=now)
+            for id_, recipient_id, kind, appointment_id, message in sorted(written)]
 
 
 def mark_handled(*, appointment_id: int, kinds: Iterable[str], now: datetime) -> list[realtime.Message]:
@@ -79,10 +101,6 @@ def mark_handled(*, appointment_id: int, kinds: Iterable[str], now: datetime) ->
     for n in items:
         n.read_at = now
     return [_message(n, counts) for n in items]
-
-
-def active_operator_ids() -> list[int]:
-    return list(User.objects.filter(role=User.Role.OPERATOR, is_active=True).values_list("id", flat=True))
 
 
 def unread_count(user_id: int) -> int:

@@ -91,14 +91,18 @@ def staffable(appointments: list[Appointment]) -> set[int]:
     verdicts, stopping at the first therapist it clears and wording no refusal."""
     if not appointments:
         return set()
-    facts = _load(appointments, None)
+    facts = _load(appointments, None, free_only=True)
     return {appt.id for appt in appointments
             if any(_free(appt, facts.users.get(tid), facts) for tid in facts.qualified.get(appt.service_id, ()))}
 
 
 def _load(appointments: list[Appointment], therapist_ids: set[int] | None, *,
-          known: dict[int, User] | None = None) -> _Facts:
-    """`known`: users the caller has just read (under their row lock), not read again."""
+          known: dict[int, User] | None = None, free_only: bool = False) -> _Facts:
+    """`known`: users the caller has just read (under their row lock), not read again.
+    `free_only`: facts only for the therapists with a slot covering one of the
+    appointments, for callers that ask who is free: everyone else is refused by
+    the availability rule whatever else is loaded, so their users and bookings
+    are not read (the verdicts of those loaded do not change)."""
     service_ids = {a.service_id for a in appointments}
     qualified: dict[int, set[int]] = defaultdict(set)
     through = Service.therapists.through.objects.filter(service_id__in=service_ids)
@@ -107,32 +111,40 @@ def _load(appointments: list[Appointment], therapist_ids: set[int] | None, *,
     for service_id, user_id in through.values_list("service_id", "user_id"):
         qualified[service_id].add(user_id)
     candidate_ids = therapist_ids if therapist_ids is not None else set().union(*qualified.values())
+    slots: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    busy: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
+    excluded: set[tuple[int, int]] = set()
+    buffer = travel_buffer()
+    if not candidate_ids:
+        return _Facts({}, qualified, slots, busy, excluded, buffer)
+    lo = min(a.starts_at for a in appointments)
+    hi = max(a.ends_at for a in appointments)
+    for tid, start, end in Availability.objects.filter(
+        therapist_id__in=candidate_ids, starts_at__lte=hi, ends_at__gte=lo,
+    ).values_list("therapist_id", "starts_at", "ends_at"):
+        slots[tid].append((start, end))
+    if free_only:
+        candidate_ids = {tid for tid, spans in slots.items()
+                         if any(start <= a.starts_at and a.ends_at <= end
+                                for a in appointments for start, end in spans)}
     known = known or {}
     users = {tid: known[tid] for tid in candidate_ids if tid in known}
     missing = set(candidate_ids) - users.keys()
     if missing:
         users.update((u.id, u) for u in User.objects.filter(id__in=missing))
-    slots: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    busy: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
-    excluded: set[tuple[int, int]] = set()
-    buffer = travel_buffer()
     if users:
-        lo = min(a.starts_at for a in appointments)
-        hi = max(a.ends_at for a in appointments)
-        for tid, start, end in Availability.objects.filter(
-            therapist_id__in=users, starts_at__lte=hi, ends_at__gte=lo,
-        ).values_list("therapist_id", "starts_at", "ends_at"):
-            slots[tid].append((start, end))
         # Wider by the travel buffer: a booking that ends just before may still clash.
         for appt_id, tid, start, end, location in Appointment.objects.filter(
             therapist_id__in=users, status__in=Appointment.BUSY_STATUSES,
             starts_at__lt=hi + buffer, ends_at__gt=lo - buffer,
         ).values_list("id", "therapist_id", "starts_at", "ends_at", "location"):
             busy[tid].append((appt_id, start, end, place_key(location)))
-        excluded = set(AppointmentRejection.objects.filter(
-            appointment_id__in=[a.id for a in appointments if a.id],
-            review_decision=AppointmentRejection.Decision.ACCEPT,
-        ).values_list("appointment_id", "therapist_id"))
+        # Rows read by the workflow's lock know whether they were ever rejected.
+        rejected = [a.id for a in appointments if a.id and getattr(a, "rejected_before", True)]
+        if rejected:
+            excluded = set(AppointmentRejection.objects.filter(
+                appointment_id__in=rejected, review_decision=AppointmentRejection.Decision.ACCEPT,
+            ).values_list("appointment_id", "therapist_id"))
     return _Facts(users, qualified, slots, busy, excluded, buffer)
 
 
@@ -226,7 +238,7 @@ def available_therapists(appointment: Appointment) -> list[RankedTherapist]:
     if (appointment.status != Status.PENDING or appointment.therapist_id is not None
             or appointment.starts_at <= timezone.now()):
         return []  # assign would refuse anyone
-    facts = _load([appointment], None)
+    facts = _load([appointment], None, free_only=True)
     free = [tid for tid in facts.qualified.get(appointment.service_id, ())
             if _verdict(appointment, facts.users.get(tid), facts) is None]
     workload = _Workload.load([appointment], free, facts.users)

@@ -353,6 +353,7 @@ def reject(*, actor: User, appointment_id: int, reason: str,
         _save(appt, outbox.now, "status", "responded_at")
         appt.latest_rejection = AppointmentRejection.objects.create(
             appointment=appt, therapist=actor, reason=reason, reason_code=reason_code, created_at=outbox.now)
+        appt.rejected_before = True
         outbox.event(appt, Kind.REJECTED, actor=actor, from_status=Status.PENDING, reason=reason,
                      reason_code=reason_code)
         outbox.notify_operators(
