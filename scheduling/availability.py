@@ -88,12 +88,31 @@ def verdict(appointment: Appointment, therapist: User) -> str | None:
 
 def staffable(appointments: list[Appointment]) -> set[int]:
     """The ids of `appointments` somebody could take right now: the engine's
-    verdicts, stopping at the first therapist it clears and wording no refusal."""
+    verdicts, stopping at the first therapist it clears and wording no refusal.
+    One appointment (a review) reads the qualified therapists a few at a time,
+    doubling, and stops at the first batch with someone free; many (a sweep
+    batch) read everything at once, a fixed number of queries."""
     if not appointments:
+        return set()
+    if len(appointments) == 1:
+        appt = appointments[0]
+        ids = sorted(Service.therapists.through.objects.filter(service_id=appt.service_id)
+                     .values_list("user_id", flat=True))
+        size = _FIRST_LOOK
+        while ids:
+            look, ids = set(ids[:size]), ids[size:]
+            facts = _load([appt], look, free_only=True)
+            if any(_free(appt, facts.users.get(tid), facts) for tid in look):
+                return {appt.id}
+            size *= 2
         return set()
     facts = _load(appointments, None, free_only=True)
     return {appt.id for appt in appointments
             if any(_free(appt, facts.users.get(tid), facts) for tid in facts.qualified.get(appt.service_id, ()))}
+
+
+# Therapists `staffable` reads first for one appointment (then twice as many, …).
+_FIRST_LOOK = 25
 
 
 def _load(appointments: list[Appointment], therapist_ids: set[int] | None, *,

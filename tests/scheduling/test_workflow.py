@@ -274,3 +274,26 @@ def test_enable_therapist_reactivates_and_keeps_the_history(make_appointment, op
     with pytest.raises(WorkflowError) as again:
         workflow.enable_therapist(actor=operator, therapist_id=therapist.id)
     assert again.value.code == "invalid_transition"
+
+
+@pytest.mark.parametrize("free_position", [None, 0, 6])
+def test_accepting_a_rejection_finds_the_one_free_therapist_however_far_down_the_list(
+        operator, therapist, make_appointment, service, monkeypatch, free_position):
+    """Whether the booking waits in the queue or is cancelled at once depends on
+    whether anybody could take it: the check reads therapists a few at a time
+    and must still find the only free one at the end (or know there is none)."""
+    from scheduling import availability
+
+    monkeypatch.setattr(availability, "_FIRST_LOOK", 2)
+    others = [make_therapist(f"t{i}", service) for i in range(7)]
+    for i, other in enumerate(others):
+        if i != free_position:
+            other.is_active = False
+            other.save(update_fields=["is_active"])
+    appt = make_appointment("rejected", therapist)
+    workflow.review_rejection(actor=operator, appointment_id=appt.id, decision="accept")
+    appt.refresh_from_db()
+    if free_position is None:
+        assert (appt.status, appt.cancellation_reason) == ("cancelled", "no_available_therapist")
+    else:
+        assert (appt.status, appt.therapist_id) == ("pending", None)
