@@ -110,7 +110,9 @@ def test_reassign_from_the_board_reaches_the_new_therapist_live(open_page, opera
 
 def test_reschedule_and_book_from_the_board(open_page, operator, therapist, therapist_b, make_appointment,
                                             client_obj, service):
-    job = in_thread(make_appointment, "confirmed", therapist, starts_in=timedelta(hours=2))
+    # Tomorrow mid-morning: every time below stays inside one local day, whatever the clock says now.
+    ten_tomorrow = (timezone.localtime() + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+    job = in_thread(make_appointment, "confirmed", therapist, starts_in=ten_tomorrow - timezone.now())
     day = local_date(job)
     olga = open_page(operator, f"/operator/?tab=day&date={day}")
     live(olga)
