@@ -21,12 +21,17 @@ class StrictRegexField(serializers.RegexField):
         return super().to_internal_value(data)
 
 
+def _require_id(field: serializers.Field, data) -> None:
+    """An id is a JSON integer (or a string of digits): 7.5 must not become 7."""
+    if isinstance(data, bool) or not (isinstance(data, int) or (isinstance(data, str) and data.isdigit())):
+        field.fail("incorrect_type", data_type=type(data).__name__)
+
+
 class StrictPrimaryKeyRelatedField(serializers.PrimaryKeyRelatedField):
     """An id is a JSON integer (or a string of digits): 7.5 must not become 7."""
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not (isinstance(data, int) or (isinstance(data, str) and data.isdigit())):
-            self.fail("incorrect_type", data_type=type(data).__name__)
+        _require_id(self, data)
         return super().to_internal_value(data)
 
 
@@ -39,8 +44,7 @@ class StrictIdField(serializers.Field):
     default_error_messages = serializers.PrimaryKeyRelatedField.default_error_messages
 
     def to_internal_value(self, data):
-        if isinstance(data, bool) or not (isinstance(data, int) or (isinstance(data, str) and data.isdigit())):
-            self.fail("incorrect_type", data_type=type(data).__name__)
+        _require_id(self, data)
         return int(data)
 
     def to_representation(self, value):

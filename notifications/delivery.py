@@ -3,9 +3,10 @@
 The workflow decides what to say to whom (`Note`s); `deliver` writes the rows of
 a whole batch with one statement (which finds the active operators itself),
 reads the recipients' unread counts with one bounded query, and returns the
-socket messages for the caller to publish after its commit. The unread count is bounded (`UNREAD_CAP`): a write that
-notifies every operator costs the same whether they have ten unread items or ten
-thousand; the bell shows "99+" long before the cap matters.
+socket messages for the caller to publish after its commit. The unread count
+is bounded (`UNREAD_CAP`): a write that notifies every operator costs the same
+whether they have ten unread items or ten thousand; the bell shows "99+" long
+before the cap matters.
 """
 
 from __future__ import annotations
