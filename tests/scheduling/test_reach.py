@@ -115,14 +115,18 @@ def test_the_escalation_tells_every_active_operator_once_while_there_is_time_to_
     make_user("otto", "operator", name="Otto Gone", is_active=False)
     appt = make_appointment("pending", ana)
     recorder.calls.clear()
-    with time_machine.travel(appt.offer_sent_at + timedelta(minutes=20, seconds=1)):
+    swept_at = appt.offer_sent_at + timedelta(minutes=20, seconds=1)
+    with time_machine.travel(swept_at):
         lines = sweep(django_capture_on_commit_callbacks)
     assert lines[-2] == f"#{appt.id} escalated to the operators: Ana Cruz has not seen the offer, 10 min left"
     assert lines[-1].endswith("Unseen offers: 1 reminded by email, 1 escalated to the operators.")
     unseen = Notification.objects.filter(kind="unseen").order_by("recipient_id")
     assert [n.recipient for n in unseen] == [operator, operator2]
+    # The start by its time alone when it is today, with its day when the offer runs past midnight.
     starts = timezone.localtime(appt.starts_at)
     when = f"{starts.hour % 12 or 12}:{starts:%M} {'AM' if starts.hour < 12 else 'PM'}"
+    if starts.date() != timezone.localtime(swept_at).date():
+        when = f"{starts:%a}, {starts:%b} {starts.day}, {when}"
     assert {n.message for n in unseen} == {
         f"Ana Cruz hasn't seen #{appt.id} (Maria · Swedish massage · {when}) — 10 min left to answer; "
         "call +63 917 000 1111."}
