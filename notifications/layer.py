@@ -10,6 +10,10 @@ On top of channels_redis's layer:
   quietly, so a socket would stay open but hear nothing. Here every socket of the
   process gets `LOST_TYPE` (the consumer closes it): its page falls back to
   polling the events feed and reconnects, and catches up when Redis is back.
+- **Publishes share a round trip.** channels_redis sends each publish on its
+  own, one Redis round trip after another under the shard's lock. Here the
+  publishes made in one turn of the event loop (a transaction's group sends,
+  gathered) go to Redis as one pipeline: one write, one round trip, in order.
 - **One decoding per process.** A group message reaches every local socket as the
   same bytes; they are decoded once and every socket gets the same (read-only)
   message, which the consumer also encodes to JSON once (see consumers).
@@ -63,6 +67,37 @@ class _LoopLayer(RedisPubSubLoopLayer):
 
 
 class _Shard(RedisSingleShardConnection):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._outgoing: list[tuple[str, bytes, asyncio.Future]] = []
+        self._publisher: asyncio.Task | None = None
+
+    async def publish(self, channel, message):
+        # Queued; the first publish of a turn starts the task that sends them all.
+        future = asyncio.get_running_loop().create_future()
+        self._outgoing.append((channel, message, future))
+        if len(self._outgoing) == 1:
+            self._publisher = asyncio.ensure_future(self._publish_outgoing())
+        await future
+
+    async def _publish_outgoing(self) -> None:
+        async with self._lock:
+            batch, self._outgoing = self._outgoing, []
+            try:
+                self._ensure_redis()
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for channel, message, _ in batch:
+                        pipe.publish(channel, message)
+                    await pipe.execute()
+            except Exception as exc:  # noqa: BLE001 - handed to every publish of the batch
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_exception(exc)
+            else:
+                for *_, future in batch:
+                    if not future.done():
+                        future.set_result(None)
+
     async def _do_receiving(self) -> None:
         # channels_redis's receive loop, telling the sockets when the connection fails.
         while True:

@@ -40,8 +40,8 @@ OPERATORS_GROUP = "operators"
 BATCH_TYPE = "realtime.batch"
 # Socket messages carried by one channel-layer message (keeps each payload small).
 _PER_ENVELOPE = 100
-# Group sends in flight at once; each chunk gets PUBLISH_TIMEOUT_SECONDS.
-_CHUNK = 50
+# Group sends in flight at once (one Redis pipeline); each chunk gets PUBLISH_TIMEOUT_SECONDS.
+_CHUNK = 200
 
 Message = tuple[str, dict]
 
