@@ -21,26 +21,35 @@ _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 
 
-def time_of_day(value: datetime) -> str:
-    """ "1:30 PM" """
-    local = timezone.localtime(value)
+def _clock(local: datetime) -> str:
     return f"{local.hour % 12 or 12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
 
 
-def day(value: datetime, *, now: datetime | None = None) -> str:
-    """ "Wed, Dec 2" (with the year when it is not this year's) """
-    local = timezone.localtime(value)
-    this_year = timezone.localtime(now or timezone.now()).year
+def _day(local: datetime, this_year: int) -> str:
     text = f"{_WEEKDAYS[local.weekday()]}, {_MONTHS[local.month - 1]} {local.day}"
     return text if local.year == this_year else f"{text}, {local.year}"
 
 
+def time_of_day(value: datetime) -> str:
+    """ "1:30 PM" """
+    return _clock(timezone.localtime(value))
+
+
+def day(value: datetime, *, now: datetime | None = None) -> str:
+    """ "Wed, Dec 2" (with the year when it is not this year's) """
+    tz = timezone.get_current_timezone()
+    return _day(timezone.localtime(value, tz), timezone.localtime(now or timezone.now(), tz).year)
+
+
 def when(value: datetime, *, now: datetime | None = None, always_date: bool = False) -> str:
-    """ "Wed, Dec 2, 1:30 PM", or "1:30 PM" when it is today (unless `always_date`). """
-    now = now or timezone.now()
-    if not always_date and timezone.localdate(value) == timezone.localdate(now):
-        return time_of_day(value)
-    return f"{day(value, now=now)}, {time_of_day(value)}"
+    """ "Wed, Dec 2, 1:30 PM", or "1:30 PM" when it is today (unless `always_date`).
+    The time zone is looked up once (a sweep writes thousands of these)."""
+    tz = timezone.get_current_timezone()
+    local = timezone.localtime(value, tz)
+    local_now = timezone.localtime(now or timezone.now(), tz)
+    if not always_date and local.date() == local_now.date():
+        return _clock(local)
+    return f"{_day(local, local_now.year)}, {_clock(local)}"
 
 
 def when_range(start: datetime, end: datetime, *, now: datetime | None = None, always_date: bool = False) -> str:
