@@ -5,11 +5,13 @@ from datetime import datetime
 
 from django.utils import timezone
 
+from accounts.formatting import business_tz
+
 from .models import Appointment, AppointmentRejection
 
 
 def _iso(value: datetime | None, tz=None) -> str | None:
-    return value.astimezone(tz or timezone.get_current_timezone()).isoformat() if value else None
+    return value.astimezone(tz or business_tz()).isoformat() if value else None
 
 
 def _person(user) -> dict | None:
@@ -24,7 +26,7 @@ def _person(user) -> dict | None:
 def rejection_json(rejection: AppointmentRejection | None, tz=None) -> dict | None:
     if rejection is None:
         return None
-    tz = tz or timezone.get_current_timezone()
+    tz = tz or business_tz()
     return {
         "reason": rejection.reason,
         "reason_code": rejection.reason_code,
@@ -54,7 +56,7 @@ def appointment_json(appointment: Appointment, *, now: datetime | None = None) -
     """Needs the appointment's client, service, therapist and latest rejection loaded
     (`select_related` and `with_latest_rejection()`)."""
     now = now or timezone.now()
-    tz = timezone.get_current_timezone()  # looked up once per payload, not per value
+    tz = business_tz()  # looked up once per payload, not per value
     deadline = appointment.response_deadline
     waiting = appointment.status == Appointment.Status.PENDING and appointment.therapist_id and deadline
     client = appointment.client

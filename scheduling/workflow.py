@@ -855,6 +855,12 @@ def _cancel_unstaffable_locked(appts: list[Appointment], outbox: Outbox) -> list
     return actions
 
 
+# Columns of the claimed rows' joins that timing them out never reads.
+_SWEEP_UNUSED = ("client__email", "client__notes", "client__created_at", "service__price",
+                 "therapist__password", "therapist__last_login", "therapist__date_joined", "therapist__email",
+                 "therapist__disabled_reason", "therapist__calendar_secret")
+
+
 def expire_overdue(*, batch_size: int = 500, dry_run: bool = False, after: tuple | None = None) -> BatchResult:
     """Claim up to `batch_size` overdue appointments nobody else holds
     (`skip_locked`, so sweeps on several hosts never share a row) and time them out.
@@ -886,10 +892,12 @@ def expire_overdue(*, batch_size: int = 500, dry_run: bool = False, after: tuple
             deadline, last_id = after
             claim = claim.filter(Q(response_deadline__gt=deadline) | Q(response_deadline=deadline, id__gt=last_id))
         # Claim by the index alone (no joins: the lock then reads the few rows it
-        # needs, not a sorted join of the whole backlog), then read the claimed rows.
-        ids = list(claim.order_by("response_deadline", "id").select_for_update(skip_locked=True)
-                   .values_list("id", flat=True)[:batch_size])
-        appts = list(qs.filter(id__in=ids).order_by("response_deadline", "id"))
+        # needs, not a sorted join of the whole backlog), and read the claimed rows
+        # in the same statement. The outer lock re-reads each row at its latest
+        # version (ours already: no wait) rather than the statement's snapshot.
+        claimed = claim.order_by("response_deadline", "id").select_for_update(skip_locked=True).values("id")
+        appts = list(qs.filter(id__in=claimed[:batch_size]).select_for_update(of=("self",))
+                     .defer(*_SWEEP_UNUSED).order_by("response_deadline", "id"))
         # Taken before the rules run: a re-offer gives the row a new deadline.
         last = (appts[-1].response_deadline, appts[-1].id) if appts else after
         outbox = Outbox(now)
