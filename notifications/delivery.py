@@ -62,16 +62,24 @@ def deliver(notes: Iterable[Note], *, now: datetime) -> list[realtime.Message]:
 
 def _insert_with_operators(notes: list[Note], now: datetime) -> list[Notification]:
     """Write `notes`, each one to operators once per active operator, with one
-    `INSERT … SELECT … RETURNING` that joins the operators itself."""
+    `INSERT … SELECT … RETURNING` that joins the operators itself. On PostgreSQL
+    the notes travel as one array per column (a statement of the same size for
+    any batch); elsewhere as a VALUES list."""
     quote = connection.ops.quote_name
-    params: list = []
-    for position, note in enumerate(notes):
-        params += [position, note.recipient_id, note.kind, note.appointment_id, note.message[:1000]]
+    columns = [list(range(len(notes))), [note.recipient_id for note in notes],
+               [note.kind for note in notes], [note.appointment_id for note in notes],
+               [note.message[:1000] for note in notes]]
+    if connection.vendor == "postgresql":
+        source = ("SELECT * FROM unnest(%s::integer[], %s::bigint[], %s::text[], %s::bigint[], %s::text[]) "
+                  "AS n (pos, recipient_id, kind, appointment_id, message)")
+        params: list = columns
+    else:
+        source = "VALUES " + ", ".join(["(%s, %s, %s, %s, %s)"] * len(notes))
+        params = [value for row in zip(*columns, strict=True) for value in row]
     params += [Notification._meta.get_field("created_at").get_db_prep_value(now, connection), User.Role.OPERATOR]
-    rows = ", ".join(["(%s, %s, %s, %s, %s)"] * len(notes))
     # Only placeholders and quoted table names are interpolated.
     sql = (
-        f"WITH notes (pos, recipient_id, kind, appointment_id, message) AS (VALUES {rows}) "  # noqa: S608
+        f"WITH notes (pos, recipient_id, kind, appointment_id, message) AS ({source}) "  # noqa: S608
         f"INSERT INTO {quote(Notification._meta.db_table)} (recipient_id, kind, appointment_id, message, created_at) "
         f"SELECT COALESCE(CAST(notes.recipient_id AS BIGINT), u.id), notes.kind, "
         f"CAST(notes.appointment_id AS BIGINT), notes.message, %s "

@@ -2,8 +2,8 @@
 what it tells people, and which sockets it closes.
 
 The outbox collects them while the transaction runs and `flush` writes them at
-the end with one `bulk_create` per table (a sweep batch of 500 timeouts is a few
-queries, not thousands), then schedules the socket messages for after the commit
+the end with one insert per table (`guitara.bulk.insert_rows`: a sweep batch of
+500 timeouts is a few queries, not thousands), then schedules the socket messages for after the commit
 so a rolled-back transaction publishes nothing. The notification rows and their
 messages are the notifications app's business (`notifications.delivery`); the
 outbox only shapes the `appointment.event` messages.
@@ -14,11 +14,15 @@ from __future__ import annotations
 from datetime import datetime
 
 from accounts.models import User
+from guitara.bulk import insert_rows
 from notifications import realtime
 from notifications.delivery import Note, deliver, mark_handled
 
 from .models import Appointment, AppointmentEvent
 from .payloads import appointment_json, appointment_json_for
+
+_EVENT_COLUMNS = ("appointment_id", "kind", "actor_id", "therapist_id", "from_status", "to_status", "data",
+                  "created_at")
 
 
 class Outbox:
@@ -54,7 +58,11 @@ class Outbox:
         self.disconnect_user_ids.extend(user_ids)
 
     def flush(self) -> None:
-        events = AppointmentEvent.objects.bulk_create([event for event, _ in self.events])
+        events = [event for event, _ in self.events]
+        ids = insert_rows(AppointmentEvent, _EVENT_COLUMNS,
+                          [[getattr(event, name) for name in _EVENT_COLUMNS] for event in events])
+        for event, id_ in zip(events, ids, strict=True):
+            event.id = id_
         messages: list[realtime.Message] = []
         snapshots: dict[int, dict] = {}
         for event, (_, appointment) in zip(events, self.events, strict=True):

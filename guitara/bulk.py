@@ -1,0 +1,41 @@
+"""Inserting a batch of rows in one statement whose size does not grow with the batch.
+
+Django's `bulk_create` writes one placeholder per value: a sweep batch of 500
+events is a statement with 4,000 placeholders, which Django assembles and
+psycopg then parses and quotes one value at a time on every batch. On
+PostgreSQL `insert_rows` sends one array per column instead
+(`INSERT … SELECT … FROM unnest(%s::type[], …)`): the statement text is the same
+for any number of rows and each array is adapted in one go. Elsewhere (the
+embedded SQLite default) it is `bulk_create`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import connection, models
+
+
+def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence]) -> list[int]:
+    """Insert `rows` (values in the order of `fields`, attribute names such as
+    `appointment_id`) and return their new ids in the same order."""
+    if not rows:
+        return []
+    meta = model._meta
+    columns = [meta.get_field(name) for name in fields]  # a name or an attname (`appointment_id`)
+    if connection.vendor != "postgresql":
+        created = model.objects.bulk_create([model(**dict(zip(fields, row, strict=True))) for row in rows])
+        return [obj.pk for obj in created]
+    quote = connection.ops.quote_name
+    arrays = [[column.get_db_prep_save(row[i], connection) for row in rows] for i, column in enumerate(columns)]
+    names = ", ".join(quote(column.column) for column in columns)
+    unnest = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
+    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    # Ids come from the sequence in the order the SELECT yields the rows
+    # (ORDER BY ord), so sorting the returned ids gives them in `rows` order.
+    sql = (f"INSERT INTO {quote(meta.db_table)} ({names}) "  # noqa: S608 - quoted names and placeholders only
+           f"SELECT {aliases} FROM unnest({unnest}) WITH ORDINALITY AS r({aliases}, ord) ORDER BY ord "
+           f"RETURNING {quote(meta.pk.column)}")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, arrays)
+        return sorted(row[0] for row in cursor.fetchall())

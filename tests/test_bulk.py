@@ -1,0 +1,41 @@
+"""`guitara.bulk.insert_rows`: the batch insert behind every event and notification
+the workflow writes. Event ids go out on the sockets, so they must come back in
+the order of the rows, and every value must be stored as given."""
+
+from datetime import timedelta
+
+import pytest
+from django.utils import timezone
+
+from guitara.bulk import insert_rows
+from scheduling.models import AppointmentEvent
+
+COLUMNS = ("appointment_id", "kind", "actor_id", "therapist_id", "from_status", "to_status", "data", "created_at")
+
+
+@pytest.mark.django_db
+def test_rows_come_back_with_their_ids_in_order_and_stored_as_given(make_appointment, operator, therapist):
+    appts = [make_appointment("pending") for _ in range(3)]
+    now = timezone.now().replace(microsecond=123456)
+    rows = []
+    for n in range(300):
+        appt = appts[n % 3]
+        rows.append([appt.id, "timed_out" if n % 2 else "assigned", operator.id if n % 5 else None,
+                     therapist.id if n % 7 else None, "pending", "cancelled",
+                     {"n": n, "therapist_disabled": n == 0, "why": "naïve ‘quotes’ \" and ' and \\"},
+                     now - timedelta(seconds=n)])
+    before = AppointmentEvent.objects.count()
+
+    ids = insert_rows(AppointmentEvent, COLUMNS, rows)
+
+    assert len(ids) == len(set(ids)) == 300
+    assert AppointmentEvent.objects.count() == before + 300
+    stored = AppointmentEvent.objects.in_bulk(ids)
+    for id_, row in zip(ids, rows, strict=True):
+        assert [getattr(stored[id_], name) for name in COLUMNS] == row
+
+
+@pytest.mark.django_db
+def test_nothing_to_insert_is_no_statement(django_assert_num_queries):
+    with django_assert_num_queries(0):
+        assert insert_rows(AppointmentEvent, COLUMNS, []) == []
