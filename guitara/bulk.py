@@ -15,6 +15,11 @@ from collections.abc import Sequence
 
 from django.db import connection, models
 
+# Values psycopg adapts by itself exactly as Django would prepare them (numbers,
+# text, aware datetimes, keys): no per-value call. The rest (JSON…) is prepared.
+_TAKEN_AS_IS = (models.IntegerField, models.CharField, models.TextField, models.DateTimeField, models.BooleanField,
+                models.ForeignKey)
+
 
 def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence[Sequence]) -> list[int]:
     """Insert `rows` (values in the order of `fields`, attribute names such as
@@ -27,7 +32,13 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence
         created = model.objects.bulk_create([model(**dict(zip(fields, row, strict=True))) for row in rows])
         return [obj.pk for obj in created]
     quote = connection.ops.quote_name
-    arrays = [[column.get_db_prep_save(row[i], connection) for row in rows] for i, column in enumerate(columns)]
+    arrays = []
+    for i, column in enumerate(columns):
+        if isinstance(column, _TAKEN_AS_IS):
+            arrays.append([row[i] for row in rows])
+        else:
+            prep = column.get_db_prep_save
+            arrays.append([prep(row[i], connection) for row in rows])
     names = ", ".join(quote(column.column) for column in columns)
     unnest = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
     aliases = ", ".join(f"c{i}" for i in range(len(columns)))
