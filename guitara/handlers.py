@@ -8,13 +8,43 @@ worker thread about a dozen times, and each crossing cost more than the whole
 `/healthz` view. Every view and middleware here is synchronous: the chain runs
 the way a WSGI server runs it, entered once from the event loop, on the
 request's own thread (thread-sensitive, as Django's own handler does).
+
+That thread is reused: Django's handler starts a new thread for every request
+and joins it afterwards. Here a request borrows an idle one-thread executor
+(one request at a time on it, as before) and returns it when done; a burst
+beyond the idle ones gets new threads, and only `KEEP_IDLE` are kept after it.
 """
 
-from asgiref.sync import sync_to_async
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import ThreadSensitiveContext, sync_to_async
 from django.core.handlers.asgi import ASGIHandler
+
+KEEP_IDLE = 32
 
 
 class SyncChainASGIHandler(ASGIHandler):
+    def __init__(self):
+        super().__init__()
+        self._idle: list[ThreadPoolExecutor] = []
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            raise ValueError(f"Django can only handle ASGI/HTTP connections, not {scope['type']}.")
+        executor = self._idle.pop() if self._idle else ThreadPoolExecutor(1, thread_name_prefix="http")
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            if len(self._idle) < KEEP_IDLE:
+                self._idle.append(executor)
+            else:
+                # Joining blocks: not on the event loop.
+                threading.Thread(target=executor.shutdown, daemon=True).start()
+
     def load_middleware(self, is_async: bool = False) -> None:
         super().load_middleware(is_async=False)
 

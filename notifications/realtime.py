@@ -21,6 +21,7 @@ silently drops messages.
 """
 
 import asyncio
+import contextvars
 import logging
 import os
 import queue
@@ -113,8 +114,9 @@ def _enqueue(loop: asyncio.AbstractEventLoop, layer, envelopes: list[Message]) -
     sender = _senders.get(loop)
     if sender is None:
         queue: asyncio.Queue = asyncio.Queue()
-        # Kept with its queue: the loop itself holds tasks only weakly.
-        sender = _senders[loop] = (queue, loop.create_task(_sender(queue)))
+        # Kept with its queue: the loop itself holds tasks only weakly. A context of
+        # its own: it outlives the request whose publish started it.
+        sender = _senders[loop] = (queue, loop.create_task(_sender(queue), context=contextvars.Context()))
     queue = sender[0]
     if queue.qsize() >= _MAX_WAITING:
         logger.warning("realtime publish dropped: %d publishes already waiting", queue.qsize())

@@ -53,3 +53,35 @@ async def test_the_middleware_still_runs(crossings):
     post = await request("POST", "/api/scheduling/appointments/", body=b"{}",
                          headers=[(b"content-type", b"application/json")]).get_response(timeout=10)
     assert post["status"] in (401, 403)
+
+
+async def test_threads_are_reused_but_never_shared_by_two_requests_at_once(monkeypatch):
+    import asyncio
+    import threading
+
+    from guitara.handlers import SyncChainASGIHandler
+
+    seen: list[int] = []
+    first_inside = threading.Event()
+    release_first = threading.Event()
+    original = SyncChainASGIHandler.get_response
+
+    def recording(self, request):
+        seen.append(threading.get_ident())
+        if len(seen) == 1:
+            first_inside.set()
+            release_first.wait(10)
+        return original(self, request)
+
+    monkeypatch.setattr(SyncChainASGIHandler, "get_response", recording)
+    slow = asyncio.ensure_future(request("GET", "/healthz").get_response(timeout=10))
+    await asyncio.get_running_loop().run_in_executor(None, first_inside.wait, 10)
+    # While the first request holds its thread, the second gets another one.
+    assert (await request("GET", "/healthz").get_response(timeout=10))["status"] == 200
+    release_first.set()
+    assert (await slow)["status"] == 200
+    assert seen[0] != seen[1]
+    # Later requests reuse an idle thread instead of starting a new one.
+    for _ in range(3):
+        assert (await request("GET", "/healthz").get_response(timeout=10))["status"] == 200
+    assert set(seen[2:]) <= set(seen[:2])
