@@ -1,9 +1,9 @@
 """What the system says to people: the notifications half of the workflow's seam.
 
 The workflow decides what to say to whom (`Note`s); `deliver` writes the rows of
-a whole batch with one statement (which finds the active operators itself),
-reads the recipients' unread counts with one bounded query, and returns the
-socket messages for the caller to publish after its commit. The unread count
+a whole batch with one statement (which finds the active operators itself and,
+on PostgreSQL, also reads the recipients' unread counts, bounded), and returns
+the socket messages for the caller to publish after its commit. The unread count
 is bounded (`UNREAD_CAP`): a write that notifies every operator costs the same
 whether they have ten unread items or ten thousand; the bell shows "99+" long
 before the cap matters.
@@ -43,33 +43,38 @@ class Note:
 
 
 def deliver(notes: Iterable[Note], *, now: datetime) -> list[realtime.Message]:
-    """Store `notes` (one statement, which also finds the operators) and return
-    their socket messages, each carrying its recipient's unread count (one more)."""
+    """Store `notes` and return their socket messages, each carrying its
+    recipient's unread count. On PostgreSQL that is one statement (it finds the
+    operators and counts what each recipient had unread before, in the same
+    statement); elsewhere an insert and the count."""
     notes = list(notes)
     if not notes:
         return []
-    if any(note.recipient_id is None for note in notes):
-        rows = _insert_with_operators(notes, now)
+    rows, unread_before = _insert(notes, now)
+    if unread_before is None:
+        unread = unread_counts({n.recipient_id for n in rows})
     else:
-        rows = Notification.objects.bulk_create([
-            Notification(recipient_id=note.recipient_id, kind=note.kind, appointment_id=note.appointment_id,
-                         message=note.message[:1000], created_at=now)
-            for note in notes
-        ])
-    unread = unread_counts({n.recipient_id for n in rows})
+        new: dict[int, int] = {}
+        for n in rows:
+            new[n.recipient_id] = new.get(n.recipient_id, 0) + 1
+        unread = {user_id: min(UNREAD_CAP, unread_before[user_id] + added) for user_id, added in new.items()}
     return [_message(n, unread) for n in rows]
 
 
-def _insert_with_operators(notes: list[Note], now: datetime) -> list[Notification]:
+def _insert(notes: list[Note], now: datetime) -> tuple[list[Notification], dict[int, int] | None]:
     """Write `notes`, each one to operators once per active operator, with one
     `INSERT … SELECT … RETURNING` that joins the operators itself. On PostgreSQL
     the notes travel as one array per column (a statement of the same size for
-    any batch); elsewhere as a VALUES list."""
+    any batch), and the statement also returns each recipient's unread count
+    from before it (capped; its own rows are not visible to it); elsewhere the
+    notes are a VALUES list and the counts are left to the caller (None)."""
     quote = connection.ops.quote_name
+    notifications = quote(Notification._meta.db_table)
     columns = [list(range(len(notes))), [note.recipient_id for note in notes],
                [note.kind for note in notes], [note.appointment_id for note in notes],
                [note.message[:1000] for note in notes]]
-    if connection.vendor == "postgresql":
+    postgres = connection.vendor == "postgresql"
+    if postgres:
         source = ("SELECT * FROM unnest(%s::integer[], %s::bigint[], %s::text[], %s::bigint[], %s::text[]) "
                   "AS n (pos, recipient_id, kind, appointment_id, message)")
         params: list = columns
@@ -78,9 +83,8 @@ def _insert_with_operators(notes: list[Note], now: datetime) -> list[Notificatio
         params = [value for row in zip(*columns, strict=True) for value in row]
     params += [Notification._meta.get_field("created_at").get_db_prep_value(now, connection), User.Role.OPERATOR]
     # Only placeholders and quoted table names are interpolated.
-    sql = (
-        f"WITH notes (pos, recipient_id, kind, appointment_id, message) AS ({source}) "  # noqa: S608
-        f"INSERT INTO {quote(Notification._meta.db_table)} (recipient_id, kind, appointment_id, message, created_at) "
+    insert = (
+        f"INSERT INTO {notifications} (recipient_id, kind, appointment_id, message, created_at) "  # noqa: S608
         f"SELECT COALESCE(CAST(notes.recipient_id AS BIGINT), u.id), notes.kind, "
         f"CAST(notes.appointment_id AS BIGINT), notes.message, %s "
         f"FROM notes LEFT JOIN {quote(User._meta.db_table)} u "
@@ -89,12 +93,25 @@ def _insert_with_operators(notes: list[Note], now: datetime) -> list[Notificatio
         f"ORDER BY notes.pos, u.id "
         f"RETURNING id, recipient_id, kind, appointment_id, message"
     )
+    if postgres:
+        sql = (
+            f"WITH notes (pos, recipient_id, kind, appointment_id, message) AS ({source}), "  # noqa: S608
+            f"written AS ({insert}), "
+            f"recipients AS (SELECT DISTINCT recipient_id FROM written), "
+            f"before AS (SELECT r.recipient_id, (SELECT COUNT(*) FROM (SELECT 1 FROM {notifications} n "
+            f"WHERE n.recipient_id = r.recipient_id AND n.read_at IS NULL LIMIT {UNREAD_CAP}) capped) AS unread "
+            f"FROM recipients r) "
+            f"SELECT w.id, w.recipient_id, w.kind, w.appointment_id, w.message, b.unread "
+            f"FROM written w JOIN before b ON b.recipient_id = w.recipient_id"
+        )
+    else:
+        sql = f"WITH notes (pos, recipient_id, kind, appointment_id, message) AS ({source}) {insert}"
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        written = cursor.fetchall()
-    return [Notification(id=id_, recipient_id=recipient_id, kind=kind, appointment_id=appointment_id,
-                         message=message, created_at=now)
-            for id_, recipient_id, kind, appointment_id, message in sorted(written)]
+        written = sorted(cursor.fetchall())
+    rows = [Notification(id=row[0], recipient_id=row[1], kind=row[2], appointment_id=row[3], message=row[4],
+                         created_at=now) for row in written]
+    return rows, ({row[1]: row[5] for row in written} if postgres else None)
 
 
 def mark_handled(*, appointment_id: int, kinds: Iterable[str], now: datetime) -> list[realtime.Message]:
