@@ -13,7 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connection, models
+from django.db.models import F
+from django.db.models.lookups import In
 
 # Values psycopg adapts by itself exactly as Django would prepare them (numbers,
 # text, aware datetimes, keys): no per-value call. The rest (JSON…) is prepared.
@@ -50,3 +53,21 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence
     with connection.cursor() as cursor:
         cursor.execute(sql, arrays)
         return sorted(row[0] for row in cursor.fetchall())
+
+
+class AnyOf(In):
+    """`field IN (…)` with one array parameter on PostgreSQL (`field = ANY(%s)`):
+    the statement keeps one placeholder however many ids a batch names, instead of
+    one per id for Django and psycopg to assemble and quote. Elsewhere it is `IN`.
+    Used directly in `filter()`: `filter(AnyOf(F("id"), ids))`."""
+
+    def as_postgresql(self, compiler, connection):
+        values = [value for value in self.rhs if value is not None]
+        if not values:
+            raise EmptyResultSet
+        lhs, lhs_params = self.process_lhs(compiler, connection)
+        return f"{lhs} = ANY(%s)", (*lhs_params, values)
+
+
+def any_of(field: str, values) -> AnyOf:
+    return AnyOf(F(field), list(values))

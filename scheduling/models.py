@@ -12,6 +12,7 @@ from django.db import models
 from django.db.models import Prefetch, Q
 
 from accounts.models import User
+from guitara.bulk import any_of
 
 
 class Client(models.Model):
@@ -275,7 +276,7 @@ class AppointmentRejection(models.Model):
         if not missing:
             return
         latest: dict[int, AppointmentRejection] = {}
-        for rejection in cls.objects.filter(appointment_id__in=[a.id for a in missing]).order_by(
+        for rejection in cls.objects.filter(any_of("appointment_id", [a.id for a in missing])).order_by(
                 "appointment_id", "-created_at", "-id"):
             latest.setdefault(rejection.appointment_id, rejection)
         for appt in missing:

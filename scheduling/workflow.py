@@ -32,6 +32,7 @@ from django.utils import timezone
 from accounts import formatting
 from accounts.fields import does_not_exist
 from accounts.models import AccountStatusChange, User
+from guitara.bulk import any_of
 from notifications import push
 from notifications.models import Notification
 
@@ -755,7 +756,7 @@ def _expire_locked(appts: list[Appointment], outbox: Outbox) -> list[SweepAction
         # Nothing is cancelled: back to the queue, and on to the next therapist below.
         _release_rows([a.id for a in appts], now)
     else:
-        Appointment.objects.filter(id__in=[a.id for a in appts]).update(
+        Appointment.objects.filter(any_of("id", [a.id for a in appts])).update(
             status=Status.CANCELLED, cancellation_reason=Reason.RESPONSE_TIMEOUT,
             cancelled_at=now, auto_cancelled_at=now, updated_at=now,
         )
@@ -834,7 +835,7 @@ def _cancel_unstaffable_locked(appts: list[Appointment], outbox: Outbox) -> list
     if not appts:
         return []
     now = outbox.now
-    Appointment.objects.filter(id__in=[a.id for a in appts]).update(
+    Appointment.objects.filter(any_of("id", [a.id for a in appts])).update(
         status=Status.CANCELLED, cancellation_reason=Reason.NO_AVAILABLE_THERAPIST,
         cancelled_at=now, auto_cancelled_at=now, updated_at=now,
     )

@@ -39,3 +39,18 @@ def test_rows_come_back_with_their_ids_in_order_and_stored_as_given(make_appoint
 def test_nothing_to_insert_is_no_statement(django_assert_num_queries):
     with django_assert_num_queries(0):
         assert insert_rows(AppointmentEvent, COLUMNS, []) == []
+
+
+@pytest.mark.django_db
+def test_any_of_matches_what_in_matches(make_appointment, django_assert_num_queries):
+    from guitara.bulk import any_of
+    from scheduling.models import Appointment
+
+    appts = [make_appointment("pending") for _ in range(4)]
+    wanted = [appts[0].id, appts[2].id, None, 10**12]
+    assert set(Appointment.objects.filter(any_of("id", wanted)).values_list("id", flat=True)) == {
+        appts[0].id, appts[2].id}
+    assert Appointment.objects.filter(any_of("id", wanted)).update(notes="picked") == 2
+    assert set(Appointment.objects.filter(notes="picked").values_list("id", flat=True)) == {appts[0].id, appts[2].id}
+    with django_assert_num_queries(0):  # nothing to match: no statement at all, as with IN
+        assert list(Appointment.objects.filter(any_of("id", []))) == []
