@@ -11,8 +11,8 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Prefetch, Q
 
+from accounts.bulk import any_of
 from accounts.models import User
-from guitara.bulk import any_of
 
 
 class Client(models.Model):

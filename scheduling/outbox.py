@@ -2,7 +2,7 @@
 what it tells people, and which sockets it closes.
 
 The outbox collects them while the transaction runs and `flush` writes them at
-the end with one insert per table (`guitara.bulk.insert_rows`: a sweep batch of
+the end with one insert per table (`accounts.bulk.insert_rows`: a sweep batch of
 500 timeouts is a few queries, not thousands), then schedules the socket messages for after the commit
 so a rolled-back transaction publishes nothing. The notification rows and their
 messages are the notifications app's business (`notifications.delivery`); the
@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
+from accounts.bulk import insert_rows
 from accounts.models import User
-from guitara.bulk import insert_rows
 from notifications import realtime
 from notifications.delivery import Note, deliver, mark_handled
 

@@ -30,9 +30,9 @@ from django.db.models.expressions import RawSQL
 from django.utils import timezone
 
 from accounts import formatting
+from accounts.bulk import any_of
 from accounts.fields import does_not_exist
 from accounts.models import AccountStatusChange, User
-from guitara.bulk import any_of
 from notifications import push
 from notifications.models import Notification
 

@@ -1,4 +1,6 @@
-"""Inserting a batch of rows in one statement whose size does not grow with the batch.
+"""Statements whose size does not grow with the batch: a batch insert, and a filter
+on a list of ids. Every app may import this (it lives in accounts, which depends
+on nothing of ours).
 
 Django's `bulk_create` writes one placeholder per value: a sweep batch of 500
 events is a statement with 4,000 placeholders, which Django assembles and

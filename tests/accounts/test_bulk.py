@@ -1,4 +1,4 @@
-"""`guitara.bulk.insert_rows`: the batch insert behind every event and notification
+"""`accounts.bulk.insert_rows`: the batch insert behind every event and notification
 the workflow writes. Event ids go out on the sockets, so they must come back in
 the order of the rows, and every value must be stored as given."""
 
@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from guitara.bulk import insert_rows
+from accounts.bulk import insert_rows
 from scheduling.models import AppointmentEvent
 
 COLUMNS = ("appointment_id", "kind", "actor_id", "therapist_id", "from_status", "to_status", "data", "created_at")
@@ -43,7 +43,7 @@ def test_nothing_to_insert_is_no_statement(django_assert_num_queries):
 
 @pytest.mark.django_db
 def test_any_of_matches_what_in_matches(make_appointment, django_assert_num_queries):
-    from guitara.bulk import any_of
+    from accounts.bulk import any_of
     from scheduling.models import Appointment
 
     appts = [make_appointment("pending") for _ in range(4)]
