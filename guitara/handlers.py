@@ -4,7 +4,7 @@ and the view run as one synchronous call.
 Under ASGI Django builds an async middleware chain. Ours is all synchronous code
 (WhiteNoise is sync-only; the others are `MiddlewareMixin`s that run each hook
 through `sync_to_async`), so a request crossed between the event loop and the
-worker thread about a dozen times, and each crossing cost more than the whole
+worker thread fourteen times, and each crossing cost more than the whole
 `/healthz` view. Every view and middleware here is synchronous: the chain runs
 the way a WSGI server runs it, entered once from the event loop, on the
 request's own thread (thread-sensitive, as Django's own handler does).
