@@ -2,9 +2,9 @@
 what it tells people, and which sockets it closes.
 
 The outbox collects them while the transaction runs and `flush` writes them at
-the end with one insert per table (`accounts.bulk.insert_rows`: a sweep batch of
-500 timeouts is a few queries, not thousands), then schedules the socket messages for after the commit
-so a rolled-back transaction publishes nothing. The notification rows and their
+the end with one insert per table (`accounts.bulk.insert_rows`: a sweep batch
+of 500 timeouts is a few queries, not thousands), then schedules the socket
+messages for after the commit so a rolled-back transaction publishes nothing. The notification rows and their
 messages are the notifications app's business (`notifications.delivery`); the
 outbox only shapes the `appointment.event` messages.
 """
