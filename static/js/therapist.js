@@ -79,6 +79,18 @@ function byStart(a, b) {
   return Date.parse(a.starts_at) - Date.parse(b.starts_at);
 }
 
+// What a card shows: the appointment without its offer receipts and bookkeeping,
+// hashed. An offer marked delivered or seen (this page reports both) then does not
+// rebuild the card under the therapist's finger: a tap on a button that is being
+// replaced is lost.
+function shown(a) {
+  const { offer, updated_at: updatedAt, _version: v, _deadlineAt: at, seconds_to_deadline: left, ...rest } = a;
+  const text = JSON.stringify(rest);
+  let hash = 5381;
+  for (let i = 0; i < text.length; i += 1) hash = ((hash * 33) ^ text.charCodeAt(i)) >>> 0;
+  return hash.toString(36);
+}
+
 function render() {
   if (!state.loaded) return;
   const today = todayKey();
@@ -89,7 +101,7 @@ function render() {
   const todays = active.filter((a) => dayKey(a.starts_at) <= today);
   const upcoming = active.filter((a) => dayKey(a.starts_at) > today);
   const history = all.filter((a) => FINAL.has(a.status)).sort((a, b) => byStart(b, a));
-  const version = (a) => `${a._version}${state.fresh.has(a.id) ? 'n' : ''}${phase(a)}`;
+  const version = (a) => `${shown(a)}${state.fresh.has(a.id) ? 'n' : ''}${phase(a)}`;
   for (const a of all) state.phases.set(a.id, phase(a));
   for (const [name, items] of [['waiting', waiting], ['today', todays], ['upcoming', upcoming], ['history', history]]) {
     renderKeyed($(`${name}-list`), items, (a) => a.id, version, card);
