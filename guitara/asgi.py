@@ -2,6 +2,7 @@
 
 import os
 
+from guitara import transport
 from guitara.handlers import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "guitara.settings")
@@ -17,6 +18,7 @@ from notifications.routing import websocket_urlpatterns  # noqa: E402
 from scheduling.embedded_sweep import EmbeddedSweep  # noqa: E402
 
 push.log_status()  # once at start: is Web Push on?
+transport.install()  # under daphne: sockets write at once when nothing is queued
 
 application = ProtocolTypeRouter({
     "http": django_asgi_app,
