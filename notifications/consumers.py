@@ -1,5 +1,6 @@
 """The dashboard socket: one per open page, fed by notifications.realtime."""
 
+import asyncio
 import json
 import logging
 
@@ -47,6 +48,26 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
                 return
         await super().dispatch(message)
 
+    def _deliver(self, message: dict) -> bool:
+        """The layer's direct hand-over (`layer.deliver_directly`): the messages a
+        socket forwards as they are go out in a task of their own, in arrival order;
+        anything else (closing the socket) takes the usual queue."""
+        kind = message.get("type")
+        if kind == BATCH_TYPE:
+            if any(item.get("type") not in FORWARDED for item in message.get("messages", ())):
+                return False
+        elif kind not in FORWARDED:
+            return False
+        task = asyncio.ensure_future(self.dispatch(message))
+        self._forwarding.add(task)
+        task.add_done_callback(self._forwarded)
+        return True
+
+    def _forwarded(self, task: asyncio.Task) -> None:
+        self._forwarding.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("forwarding a message to a socket failed", exc_info=task.exception())
+
     async def connect(self):
         user = self.scope.get("user")
         if not user or not user.is_authenticated or not user.is_active or user.role not in User.Role.values:
@@ -58,8 +79,17 @@ class DashboardConsumer(AsyncJsonWebsocketConsumer):
         for group in self.groups_joined:
             await self.channel_layer.group_add(group, self.channel_name)
         await self.accept()
+        # Once open (a send before the accept would open it early); anything that
+        # came meanwhile is in the queue, and nothing handed over overtakes it.
+        direct = getattr(self.channel_layer, "deliver_directly", None)
+        if direct:
+            self._forwarding: set[asyncio.Task] = set()
+            direct(self.channel_name, self._deliver)
 
     async def disconnect(self, code):
+        direct = getattr(self.channel_layer, "deliver_directly", None)
+        if direct:
+            direct(self.channel_name, None)
         for group in getattr(self, "groups_joined", []):
             try:
                 await self.channel_layer.group_discard(group, self.channel_name)

@@ -17,12 +17,21 @@ On top of channels_redis's layer:
 - **One decoding per process.** A group message reaches every local socket as the
   same bytes; they are decoded once and every socket gets the same (read-only)
   message, which the consumer also encodes to JSON once (see consumers).
+- **Group messages handed over at once.** A socket may register a receiver
+  (`deliver_directly`); a group message for it then goes straight to that
+  receiver from the layer's read loop instead of through the socket's queue, its
+  receive task and channels' dispatch loop (several event-loop turns per socket,
+  which dominated a fan-out to thousands). Only when it cannot overtake anything:
+  the socket's queue is empty and its consumer is waiting on it (so it holds no
+  message it has not handled yet). Otherwise, or when the receiver declines, the
+  message is queued as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close, decode_hosts
@@ -47,6 +56,16 @@ class ChannelLayer(RedisPubSubChannelLayer):
         self._last = (message, decoded)
         return decoded
 
+    def deliver_directly(self, channel: str, receiver: Callable[[dict], bool] | None) -> None:
+        """From now on `receiver(message)` gets `channel`'s group messages as they
+        arrive, whenever nothing is waiting for it in its queue; it returns False to
+        have a message queued instead. None stops it. Call from the server's loop."""
+        direct = self._get_layer().direct
+        if receiver is None:
+            direct.pop(channel, None)
+        else:
+            direct[channel] = receiver
+
     def _get_layer(self) -> RedisPubSubLoopLayer:
         loop = asyncio.get_running_loop()
         layer = self._layers.get(loop)
@@ -60,6 +79,7 @@ class _LoopLayer(RedisPubSubLoopLayer):
     def __init__(self, hosts=None, *args, **kwargs):
         super().__init__(hosts, *args, **kwargs)
         self._shards = [_Shard(host, self) for host in decode_hosts(hosts)]
+        self.direct: dict[str, Callable[[dict], bool]] = {}
 
     def tell_every_socket_lost(self) -> None:
         for messages in self.channels.values():
@@ -98,6 +118,29 @@ class _Shard(RedisSingleShardConnection):
                     if not future.done():
                         future.set_result(None)
 
+    def _receive_message(self, message) -> None:
+        if message is None:
+            return
+        layer = self.channel_layer
+        name, data = message["channel"], message["data"]
+        if isinstance(name, bytes):
+            name = name.decode()
+        if name in layer.channels:
+            layer.channels[name].put_nowait(data)
+            return
+        decoded = None
+        for channel in layer.groups.get(name, ()):
+            messages = layer.channels.get(channel)
+            if messages is None:
+                continue
+            receiver = layer.direct.get(channel)
+            if receiver is not None and _idle(messages):
+                if decoded is None:
+                    decoded = layer.channel_layer.deserialize(data)
+                if receiver(decoded):
+                    continue
+            messages.put_nowait(data)
+
     async def _do_receiving(self) -> None:
         # channels_redis's receive loop, telling the sockets when the connection fails.
         while True:
@@ -114,3 +157,9 @@ class _Shard(RedisSingleShardConnection):
                                type(exc).__name__, exc)
                 self.channel_layer.tell_every_socket_lost()
                 await asyncio.sleep(1)
+
+
+def _idle(messages: asyncio.Queue) -> bool:
+    """Nothing queued and the consumer waiting in `receive`: it holds no earlier
+    message, so one handed over now cannot overtake another."""
+    return messages.empty() and any(not getter.done() for getter in messages._getters)

@@ -20,6 +20,7 @@ from django.utils import timezone
 from accounts.models import User
 from guitara.asgi import application
 from notifications.consumers import CLOSE_DISABLED
+from notifications.realtime import BATCH_TYPE, OPERATORS_GROUP, user_group
 from scheduling import workflow
 from scheduling.models import Client
 from tests.servers import session_cookie_for
@@ -226,3 +227,35 @@ async def test_closed_sockets_leave_nothing_subscribed_in_redis(operator, operat
         assert await redis.pubsub_channels(f"{prefix}*") == []
     finally:
         await redis.aclose()
+
+
+async def test_group_messages_reach_the_page_in_the_order_they_were_sent(operator, redis_url):
+    """An operator's socket is in two groups; what it is sent, singly or several
+    in one envelope, reaches the page in the order it was sent, whether the layer
+    hands it over at once or queues it."""
+    communicator, connected, _ = await open_socket(operator)
+    assert connected
+    layer = get_channel_layer()
+    try:
+        await communicator.send_json_to({"type": "ping"})
+        assert (await communicator.receive_json_from(timeout=5))["type"] == "pong"
+        expected = []
+        for n in range(90):
+            if n % 3 == 0:
+                group, message = OPERATORS_GROUP, {"type": "appointment.event", "event_id": n, "kind": "assigned",
+                                                   "appointment": {"id": n}}
+                expected.append(message)
+            elif n % 3 == 1:
+                group, message = user_group(operator.id), {"type": "notification", "n": n}
+                expected.append(message)
+            else:
+                items = [{"type": "notification", "n": n}, {"type": "notification", "n": n + 0.5}]
+                group, message = user_group(operator.id), {"type": BATCH_TYPE, "messages": items}
+                expected += items
+            await layer.group_send(group, message)
+        received = [await communicator.receive_json_from(timeout=5) for _ in expected]
+        assert received == expected
+        assert layer._get_layer().direct  # the socket took the direct path
+    finally:
+        await communicator.disconnect()
+    assert not layer._get_layer().direct  # and gave it up when it closed

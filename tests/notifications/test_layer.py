@@ -48,3 +48,45 @@ async def test_every_publish_of_a_failed_pipeline_raises():
             await layer.group_send("nobody", {"type": "x"})
     finally:
         await layer.flush()
+
+
+async def eventually(condition, timeout: float = 5) -> None:
+    give_up = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        assert asyncio.get_running_loop().time() < give_up, "timed out"
+        await asyncio.sleep(0.01)
+
+
+async def test_a_registered_receiver_gets_group_messages_only_when_nothing_waits_ahead(redis_url):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    queue = layer._get_layer().channels[channel]
+    handed = []
+    layer.deliver_directly(channel, lambda message: handed.append(message["n"]) or True)
+    await layer.group_add("direct", channel)
+    try:
+        # The consumer is not waiting (busy elsewhere): queued, and so is the next,
+        # which must not overtake it.
+        await layer.group_send("direct", {"type": "x", "n": 0})
+        await layer.group_send("direct", {"type": "x", "n": 1})
+        await eventually(lambda: queue.qsize() == 2)
+        assert handed == []
+        assert [(await layer.receive(channel))["n"] for _ in range(2)] == [0, 1]
+        # Now it waits in receive with nothing queued: handed over, in order.
+        waiting = asyncio.ensure_future(layer.receive(channel))
+        await asyncio.sleep(0)
+        for n in range(2, 6):
+            await layer.group_send("direct", {"type": "x", "n": n})
+        await eventually(lambda: handed == [2, 3, 4, 5])
+        assert not waiting.done() and queue.empty()
+        # A receiver that declines, or none: the waiting consumer gets it.
+        layer.deliver_directly(channel, lambda message: False)
+        await layer.group_send("direct", {"type": "x", "n": 6})
+        assert (await asyncio.wait_for(waiting, 5))["n"] == 6
+        layer.deliver_directly(channel, None)
+        await layer.group_send("direct", {"type": "x", "n": 7})
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 7
+        assert handed == [2, 3, 4, 5]
+    finally:
+        await layer.group_discard("direct", channel)
+        await layer.flush()
