@@ -37,23 +37,40 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence
         created = model.objects.bulk_create([model(**dict(zip(fields, row, strict=True))) for row in rows])
         return [obj.pk for obj in created]
     quote = connection.ops.quote_name
-    arrays = []
+    # A column with one value for every row (a batch's time, kind, actor…) is
+    # sent once, not as an array of copies.
+    selected, arrays, constants, unnest, aliases = [], [], [], [], []
     for i, column in enumerate(columns):
+        db_type = column.db_type(connection)
         if isinstance(column, _TAKEN_AS_IS):
-            arrays.append([row[i] for row in rows])
+            values = [row[i] for row in rows]
+            if values.count(values[0]) == len(values):
+                selected.append(f"%s::{db_type}")
+                constants.append(values[0])
+                continue
         else:
             prep = column.get_db_prep_save
-            arrays.append([prep(row[i], connection) for row in rows])
+            values = [prep(row[i], connection) for row in rows]
+        selected.append(f"c{len(arrays)}")
+        aliases.append(f"c{len(arrays)}")
+        unnest.append(f"%s::{db_type}[]")
+        arrays.append(values)
+    if not arrays:  # every column constant: unnest one of them for the row count
+        selected.append("c0")
+        aliases.append("c0")
+        unnest.append("%s::integer[]")
+        arrays.append([0] * len(rows))
     names = ", ".join(quote(column.column) for column in columns)
-    unnest = ", ".join(f"%s::{column.db_type(connection)}[]" for column in columns)
-    aliases = ", ".join(f"c{i}" for i in range(len(columns)))
+    aliases = ", ".join(aliases)
     # Ids come from the sequence in the order the SELECT yields the rows
     # (ORDER BY ord), so sorting the returned ids gives them in `rows` order.
     sql = (f"INSERT INTO {quote(meta.db_table)} ({names}) "  # noqa: S608 - quoted names and placeholders only
-           f"SELECT {aliases} FROM unnest({unnest}) WITH ORDINALITY AS r({aliases}, ord) ORDER BY ord "
+           f"SELECT {', '.join(selected[:len(columns)])} FROM unnest({', '.join(unnest)}) "
+           f"WITH ORDINALITY AS r({aliases}, ord) ORDER BY ord "
            f"RETURNING {quote(meta.pk.column)}")
     with connection.cursor() as cursor:
-        cursor.execute(sql, arrays)
+        # Placeholders in order: the constants (in the SELECT list), then the arrays.
+        cursor.execute(sql, [*constants, *arrays])
         return sorted(row[0] for row in cursor.fetchall())
 
 

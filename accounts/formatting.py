@@ -54,8 +54,10 @@ def when(value: datetime, *, now: datetime | None = None, always_date: bool = Fa
     """ "Wed, Dec 2, 1:30 PM", or "1:30 PM" when it is today (unless `always_date`).
     The time zone is looked up once (a sweep writes thousands of these)."""
     tz = business_tz()
-    local = timezone.localtime(value, tz)
-    local_now = timezone.localtime(now or timezone.now(), tz)
+    if value.utcoffset() is None:
+        raise ValueError("when() needs an aware datetime")
+    local = value.astimezone(tz)
+    local_now = now.astimezone(tz) if now else datetime.now(tz)
     if not always_date and local.date() == local_now.date():
         return _clock(local)
     return f"{_day(local, local_now.year)}, {_clock(local)}"

@@ -42,6 +42,20 @@ class Note:
         return cls(kind, message, None, appointment_id)
 
 
+@dataclass(slots=True)
+class _Written:
+    """A notification row just inserted, as its socket message needs it (a plain
+    record: a sweep batch writes hundreds)."""
+
+    id: int
+    recipient_id: int
+    kind: str
+    appointment_id: int | None
+    message: str
+    created_at: datetime
+    read_at: None = None
+
+
 def deliver(notes: Iterable[Note], *, now: datetime) -> list[realtime.Message]:
     """Store `notes` and return their socket messages, each carrying its
     recipient's unread count. On PostgreSQL that is one statement (it finds the
@@ -61,7 +75,7 @@ def deliver(notes: Iterable[Note], *, now: datetime) -> list[realtime.Message]:
     return [_message(n, unread) for n in rows]
 
 
-def _insert(notes: list[Note], now: datetime) -> tuple[list[Notification], dict[int, int] | None]:
+def _insert(notes: list[Note], now: datetime) -> tuple[list[_Written], dict[int, int] | None]:
     """Write `notes`, each one to operators once per active operator, with one
     `INSERT … SELECT … RETURNING` that joins the operators itself. On PostgreSQL
     the notes travel as one array per column (a statement of the same size for
@@ -109,8 +123,7 @@ def _insert(notes: list[Note], now: datetime) -> tuple[list[Notification], dict[
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         written = sorted(cursor.fetchall())
-    rows = [Notification(id=row[0], recipient_id=row[1], kind=row[2], appointment_id=row[3], message=row[4],
-                         created_at=now) for row in written]
+    rows = [_Written(*row[:5], now) for row in written]
     return rows, ({row[1]: row[5] for row in written} if postgres else None)
 
 
@@ -151,7 +164,7 @@ def unread_counts(user_ids: Iterable[int]) -> dict[int, int]:
         return {int(user_id): int(count) for user_id, count in cursor.fetchall()}
 
 
-def _message(notification: Notification, unread: dict[int, int]) -> realtime.Message:
+def _message(notification: Notification | _Written, unread: dict[int, int]) -> realtime.Message:
     return (realtime.user_group(notification.recipient_id), {
         "type": "notification", "notification": notification_json(notification),
         "unread": unread.get(notification.recipient_id, 0),
