@@ -3,12 +3,14 @@
 An assign POST on server A; 5,000 operator sockets (the world's operators, five
 hundred open tabs each) are in the `operators` group. Time from just before the
 POST until the first, the median and the last socket has the event, per event;
-reported as the median (and worst) over several events. Once with all 1,000 on
+reported as the median (and worst) over several events. Once with all 5,000 on
 server B, once split 2,500/2,500 over A and B (what a second process buys).
 
-Receivers only stamp the arrival time and keep the raw frame; frames are
-decoded after each event, so the load generator's own parsing does not delay
-the later sockets.
+The receivers are lean websocket clients (`clients.RawSocket`): per frame they
+only stamp the time its bytes arrived and keep them; frames are decoded after
+each event. The load generator shares the two cores with the servers, and a
+full client library's work per frame (about as much as a server's) delayed the
+later sockets by as much as the servers did: it measured itself.
 
 At the end the split run's 5,000 sockets close all at once, as when a proxy
 restarts: `mass_close` reports how many socket channels are still subscribed
@@ -29,7 +31,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from . import data
-from .clients import _client, close_sockets, open_sockets
+from .clients import RawSocket, _client, close_sockets, open_raw_sockets
 from .harness import CpuMeter, percentile, servers, sized, summarize
 
 SOCKETS = sized(5000, 500)
@@ -52,39 +54,23 @@ class Tally:
             self.done.set()
 
 
-class Receiver:
-    def __init__(self, socket, tally: Tally):
-        self.socket = socket
-        self.tally = tally
-        self.frames: list[tuple[float, str]] = []
-        self.task = asyncio.create_task(self._read())
-
-    async def _read(self) -> None:
-        async for raw in self.socket:
-            self.frames.append((time.perf_counter(), raw))
-            if len(self.frames) == 1:
-                self.tally.hit()
-
-    def arrival(self, appointment_id: int) -> float | None:
-        for received, raw in self.frames:
-            message = json.loads(raw)
-            if message.get("type") == "appointment.event" and message["appointment"]["id"] == appointment_id:
-                return received
-        return None
+def _arrival(socket: RawSocket, appointment_id: int) -> float | None:
+    for received, text in socket.arrivals():
+        message = json.loads(text)
+        if message.get("type") == "appointment.event" and message["appointment"]["id"] == appointment_id:
+            return received
+    return None
 
 
 async def _events(a, placements, world: data.World, therapist, appts, warmup: int, *,
                   mass_close: bool = False) -> dict:
-    sockets = []
-    receivers: list[Receiver] = []
+    sockets: list[RawSocket] = []
     tally = Tally(sum(count for _, count in placements))
     connecting = time.perf_counter()
     try:
         for server, count in placements:
             keys = [world.sessions[world.operators[i % len(world.operators)].id] for i in range(count)]
-            opened = await open_sockets(server, keys)
-            sockets += opened
-            receivers += [Receiver(s, tally) for s in opened]
+            sockets += await open_raw_sockets(server, keys, tally.hit)
         connect_seconds = time.perf_counter() - connecting
         await asyncio.sleep(1.0)
         headers = world.token_header(world.operator)
@@ -92,8 +78,8 @@ async def _events(a, placements, world: data.World, therapist, appts, warmup: in
         async with _client(a.url, 1) as http:
             with CpuMeter([s for s, _ in placements]) as cpu:
                 for index, appt in enumerate(appts):
-                    for r in receivers:
-                        r.frames.clear()
+                    for s in sockets:
+                        s.reset()
                     tally.reset()
                     started = time.perf_counter()
                     response = await http.post(f"/api/scheduling/appointments/{appt.id}/assign/",
@@ -104,27 +90,25 @@ async def _events(a, placements, world: data.World, therapist, appts, warmup: in
                     with contextlib.suppress(TimeoutError):
                         # A socket the server dropped never answers: wait 5 s at most.
                         await asyncio.wait_for(tally.done.wait(), 5)
-                    arrivals = sorted((t - started) * 1000 for r in receivers
-                                      if (t := r.arrival(appt.id)) is not None)
+                    arrivals = sorted((t - started) * 1000 for s in sockets
+                                      if (t := _arrival(s, appt.id)) is not None)
                     if not arrivals:
                         raise RuntimeError("no socket got the event")
                     if index >= warmup:
-                        missed.append(len(receivers) - len(arrivals))
+                        missed.append(len(sockets) - len(arrivals))
                         firsts.append(arrivals[0])
                         medians.append(percentile(arrivals, 50))
                         lasts.append(arrivals[-1])
                         responded.append((answered - started) * 1000)
                     await asyncio.sleep(0.3)
-        still_open = sum(1 for r in receivers if not r.task.done())
+        still_open = sum(1 for s in sockets if s.is_open)
         before = await _settled_subscriptions() if mass_close else None
     finally:
-        for r in receivers:
-            r.task.cancel()
         # Gradually: 25 operator sockets leave 50 groups, under the Redis pool's 100 connections.
         await close_sockets(sockets, parallel=None if mass_close else 25)
     after = await _settled_subscriptions() if mass_close else None
     return {
-        "sockets": len(receivers),
+        "sockets": len(sockets),
         "connect_seconds": round(connect_seconds, 1),
         "events": len(lasts),
         # Sockets that did not get an event (closed by the server meanwhile).
