@@ -33,6 +33,7 @@ from accounts import formatting
 from accounts.bulk import any_of
 from accounts.fields import does_not_exist
 from accounts.models import AccountStatusChange, User
+from accounts.prepared import Prepared
 from notifications import push
 from notifications.models import Notification
 
@@ -82,6 +83,20 @@ def response_window() -> timedelta:
 # ---------------------------------------------------------------------------
 
 
+# Every transition's first statement: its SQL is built once (accounts.prepared).
+_LOCK_AND_READ = Prepared(
+    lambda appointment_id: Appointment.objects.select_for_update(of=("self",))
+    .select_related("client", "service", "therapist")
+    .annotate(rejected_before=Exists(AppointmentRejection.objects.filter(appointment=OuterRef("pk"))))
+    .filter(pk=appointment_id)[:1],
+    appointment_id=-(2**62) + 11,
+)
+
+
+_LOCK_THERAPIST = Prepared(lambda therapist_id: User.objects.select_for_update().filter(pk=therapist_id)[:1],
+                           therapist_id=-(2**62) + 13)
+
+
 def _lock(appointment_id: int) -> Appointment:
     """Lock the appointment's row and read it with its relations, in one statement
     when nobody else held the lock; its newest rejection takes one more, and only
@@ -94,9 +109,7 @@ def _lock(appointment_id: int) -> Appointment:
     that does not match `therapist_id` is read again, now that the row is ours.
     Rejections are written only under this lock, so `rejected_before` is current.
     """
-    rows = list(Appointment.objects.select_for_update(of=("self",)).select_related("client", "service", "therapist")
-                .annotate(rejected_before=Exists(AppointmentRejection.objects.filter(appointment=OuterRef("pk"))))
-                .filter(pk=appointment_id)[:1])
+    rows = _LOCK_AND_READ.fetch(appointment_id=int(appointment_id))
     if not rows:
         raise _not_found()
     appt = rows[0]
@@ -273,7 +286,7 @@ def _lock_free_therapist(appt: Appointment, therapist_id: int) -> User:
     as it stands in memory (its new time or place included)."""
     # The therapist's row lock serialises every assignment of this therapist, so
     # two operators cannot both book them into overlapping slots.
-    therapist = User.objects.select_for_update().filter(pk=therapist_id).first()
+    therapist = next(iter(_LOCK_THERAPIST.fetch(therapist_id=int(therapist_id))), None)
     if therapist is None or therapist.role != User.Role.THERAPIST:
         raise WorkflowError("invalid", "Invalid input.", status_code=400,
                             errors={"therapist": [does_not_exist(therapist_id)]})

@@ -1,0 +1,67 @@
+"""`accounts.prepared.Prepared`: a queryset's SQL built once, run with new values,
+giving the same objects Django's own queryset gives."""
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.db.models import Exists, OuterRef
+from django.db.models.sql.compiler import SQLCompiler
+from django.db.transaction import TransactionManagementError
+
+from accounts.prepared import Prepared
+from scheduling.models import Appointment, AppointmentRejection
+
+pytestmark = pytest.mark.django_db
+
+
+def appointment_with_relations(appointment_id):
+    return (Appointment.objects.select_related("client", "service", "therapist")
+            .annotate(rejected_before=Exists(AppointmentRejection.objects.filter(appointment=OuterRef("pk"))))
+            .filter(pk=appointment_id))
+
+
+def described(appt: Appointment) -> tuple:
+    return (appt.id, appt.status, appt.starts_at, appt.response_deadline, appt.client.name, appt.service.name,
+            appt.therapist.username if appt.therapist else None, appt.rejected_before)
+
+
+def test_the_same_objects_as_the_queryset_with_the_sql_built_once(make_appointment, therapist, monkeypatch):
+    rejected = make_appointment("rejected", therapist)
+    pending = make_appointment("pending", therapist, starts_in=timedelta(hours=6))
+    unassigned = make_appointment("pending")
+    prepared = Prepared(appointment_with_relations, appointment_id=-(2**62))
+    built = []
+    original = SQLCompiler.as_sql
+    monkeypatch.setattr(SQLCompiler, "as_sql", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+
+    expected = [described(next(iter(appointment_with_relations(a.id)))) for a in (rejected, pending, unassigned)]
+    per_run = len(built) // 3  # the query and its EXISTS subquery, built anew each time
+    built.clear()
+    got = [described(prepared.fetch(appointment_id=a.id)[0]) for a in (rejected, pending, unassigned)]
+    assert got == expected
+    assert [row[-1] for row in got] == [True, False, False]  # the annotation
+    assert got[2][6] is None  # no therapist: the related object is None, as Django makes it
+    assert prepared.fetch(appointment_id=10**12) == []
+    assert prepared.fetch(appointment_id=10**30) == []  # no id that size: nothing, not a database error
+    assert len(built) == per_run  # built once, run four times
+    [obj] = prepared.fetch(appointment_id=pending.id)
+    assert obj._state.adding is False and obj._state.db == "default"
+
+
+@pytest.mark.django_db(transaction=True)  # outside the test's own transaction
+def test_a_locking_query_refuses_to_run_outside_a_transaction(make_appointment):
+    appt = make_appointment()
+    prepared = Prepared(lambda appointment_id: Appointment.objects.select_for_update().filter(pk=appointment_id),
+                        appointment_id=-(2**62))
+    with transaction.atomic():
+        assert [a.id for a in prepared.fetch(appointment_id=appt.id)] == [appt.id]
+    if connection.vendor == "postgresql":  # SQLite has no FOR UPDATE: nothing to refuse there
+        with pytest.raises(TransactionManagementError):
+            prepared.fetch(appointment_id=appt.id)
+
+
+def test_a_placeholder_must_stand_for_exactly_one_parameter():
+    twice = Prepared(lambda n: Appointment.objects.filter(pk=n, client_id=n), n=-(2**62))
+    with pytest.raises(ValueError, match="appears 2 times"):
+        twice.fetch(n=1)
