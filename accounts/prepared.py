@@ -33,7 +33,7 @@ class _Compiled:
     params: list
     positions: dict[str, int]
     for_update: bool
-    model: type[Model]
+    model: type[Model] | None
     start: int
     end: int
     init_list: list[str]
@@ -62,20 +62,40 @@ class Prepared:
                 raise ValueError(f"placeholder {name!r} appears {len(found)} times in the query's parameters")
             positions[name] = found[0]
         select, klass_info = compiler.select, compiler.klass_info
+        converters = compiler.get_converters([column[0] for column in select])
+        common = {"sql": sql, "params": list(params), "positions": positions,
+                  "for_update": queryset.query.select_for_update, "compiler": compiler, "converters": converters}
+        if klass_info is None:  # values_list(): rows, not objects
+            return _Compiled(**common, model=None, start=0, end=0, init_list=[], related=[], annotations={})
         fields = klass_info["select_fields"]
         start, end = fields[0], fields[-1] + 1
         return _Compiled(
-            sql=sql, params=list(params), positions=positions, for_update=queryset.query.select_for_update,
-            model=klass_info["model"], start=start, end=end,
+            **common, model=klass_info["model"], start=start, end=end,
             init_list=[column[0].target.attname for column in select[start:end]],
             related=get_related_populators(klass_info, select, connection.alias),
-            annotations=dict(compiler.annotation_col_map), compiler=compiler,
-            converters=compiler.get_converters([column[0] for column in select]),
+            annotations=dict(compiler.annotation_col_map),
         )
 
     def fetch(self, **values) -> list[Model]:
+        """The objects, as iterating the queryset would make them."""
+        compiled, rows = self._run(values)
+        objects = []
+        for row in rows:
+            obj = compiled.model.from_db(DEFAULT_DB_ALIAS, compiled.init_list, row[compiled.start:compiled.end])
+            for populator in compiled.related:
+                populator.populate(row, obj)
+            for name, position in compiled.annotations.items():
+                setattr(obj, name, row[position])
+            objects.append(obj)
+        return objects
+
+    def rows(self, **values) -> list[tuple]:
+        """The rows of a `values_list()` queryset."""
+        return self._run(values)[1]
+
+    def _run(self, values: dict) -> tuple[_Compiled | None, list]:
         if any(isinstance(value, int) and not _BIGINT_MIN <= value <= _BIGINT_MAX for value in values.values()):
-            return []
+            return None, []
         connection = connections[DEFAULT_DB_ALIAS]
         compiled = self._compiled.get(connection.vendor)
         if compiled is None:
@@ -89,13 +109,5 @@ class Prepared:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
         if compiled.converters:
-            rows = list(compiled.compiler.apply_converters(rows, compiled.converters))
-        objects = []
-        for row in rows:
-            obj = compiled.model.from_db(connection.alias, compiled.init_list, row[compiled.start:compiled.end])
-            for populator in compiled.related:
-                populator.populate(row, obj)
-            for name, position in compiled.annotations.items():
-                setattr(obj, name, row[position])
-            objects.append(obj)
-        return objects
+            rows = [tuple(row) for row in compiled.compiler.apply_converters(rows, compiled.converters)]
+        return compiled, rows

@@ -18,7 +18,7 @@ from bisect import bisect_left, bisect_right, insort
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
 from django.db.models import Max
@@ -26,6 +26,7 @@ from django.utils import timezone
 
 from accounts import formatting
 from accounts.models import User
+from accounts.prepared import Prepared
 
 from .models import Appointment, AppointmentRejection, Availability, Service
 from .text import span
@@ -82,8 +83,41 @@ def evaluate(appointments: list[Appointment], *, therapist_ids: Iterable[int] | 
 def verdict(appointment: Appointment, therapist: User) -> str | None:
     """Why `therapist` (as just read, under their row lock) cannot take
     `appointment` now, or None if they can."""
-    facts = _load([appointment], {therapist.id}, known={therapist.id: therapist})
-    return _verdict(appointment, therapist, facts)
+    return _verdict(appointment, therapist, _load_one(appointment, therapist))
+
+
+# `_load` for one appointment and one therapist (every assign, reassign and
+# reschedule): the same facts, from statements whose SQL is built once.
+_QUALIFIED = Prepared(lambda service_id, user_id: Service.therapists.through.objects.filter(
+    service_id=service_id, user_id=user_id).values_list("service_id", "user_id"),
+    service_id=-(2**62) + 21, user_id=-(2**62) + 22)
+_SLOTS = Prepared(lambda therapist_id, lo, hi: Availability.objects.filter(
+    therapist_id=therapist_id, starts_at__lte=hi, ends_at__gte=lo).values_list("starts_at", "ends_at"),
+    therapist_id=-(2**62) + 23, lo=datetime(1901, 1, 2, tzinfo=UTC), hi=datetime(1901, 1, 3, tzinfo=UTC))
+_BUSY = Prepared(lambda therapist_id, lo, hi: Appointment.objects.filter(
+    therapist_id=therapist_id, status__in=Appointment.BUSY_STATUSES, starts_at__lt=hi, ends_at__gt=lo,
+).values_list("id", "starts_at", "ends_at", "location"),
+    therapist_id=-(2**62) + 24, lo=datetime(1901, 1, 4, tzinfo=UTC), hi=datetime(1901, 1, 5, tzinfo=UTC))
+_EXCLUDED = Prepared(lambda appointment_id: AppointmentRejection.objects.filter(
+    appointment_id=appointment_id, review_decision=AppointmentRejection.Decision.ACCEPT,
+).values_list("appointment_id", "therapist_id"), appointment_id=-(2**62) + 25)
+
+
+def _load_one(appt: Appointment, therapist: User) -> _Facts:
+    tid = therapist.id
+    qualified: dict[int, set[int]] = defaultdict(set)
+    for service_id, user_id in _QUALIFIED.rows(service_id=appt.service_id, user_id=tid):
+        qualified[service_id].add(user_id)
+    slots: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
+    slots[tid] = list(_SLOTS.rows(therapist_id=tid, lo=appt.starts_at, hi=appt.ends_at))
+    buffer = travel_buffer()
+    busy: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
+    busy[tid] = [(appt_id, start, end, place_key(location)) for appt_id, start, end, location in _BUSY.rows(
+        therapist_id=tid, lo=appt.starts_at - buffer, hi=appt.ends_at + buffer)]
+    excluded: set[tuple[int, int]] = set()
+    if appt.id and getattr(appt, "rejected_before", True):
+        excluded = set(_EXCLUDED.rows(appointment_id=appt.id))
+    return _Facts({tid: therapist}, qualified, slots, busy, excluded, buffer)
 
 
 def staffable(appointments: list[Appointment]) -> set[int]:

@@ -65,3 +65,16 @@ def test_a_placeholder_must_stand_for_exactly_one_parameter():
     twice = Prepared(lambda n: Appointment.objects.filter(pk=n, client_id=n), n=-(2**62))
     with pytest.raises(ValueError, match="appears 2 times"):
         twice.fetch(n=1)
+
+
+def test_rows_of_a_values_list_are_the_querysets_rows(make_appointment, therapist):
+    appts = [make_appointment("pending", therapist, starts_in=timedelta(hours=h)) for h in (3, 5)]
+
+    def shape(therapist_id):
+        return Appointment.objects.filter(therapist_id=therapist_id).order_by("id").values_list(
+            "id", "starts_at", "location")
+
+    prepared = Prepared(shape, therapist_id=-(2**62))
+    assert prepared.rows(therapist_id=therapist.id) == list(shape(therapist.id))
+    assert [row[0] for row in prepared.rows(therapist_id=therapist.id)] == [a.id for a in appts]
+    assert prepared.rows(therapist_id=10**12) == []

@@ -153,3 +153,37 @@ def test_the_sweep_cancels_a_booking_nobody_can_reach_in_time(book, therapist, e
     assert counts.no_available_therapist == (1 if cancelled else 0)
     assert (target.status, target.cancellation_reason) == (
         ("cancelled", "no_available_therapist") if cancelled else ("pending", ""))
+
+
+def test_one_therapists_verdict_is_the_engines_for_every_rule(book, at, operator, service, therapist):
+    """`verdict` (assign, for one therapist) reads its facts with statements of
+    its own; for each rule it must answer what the engine answers for the list."""
+    from accounts.models import User
+    from scheduling import availability
+    from scheduling.models import Availability, Service
+
+    appt = book(at(0), MAKATI)
+    book(at(-70), QUEZON, therapist)  # ends 10 min before: no time to travel
+    close = make_therapist("cleo", service)
+    book(at(-60), MAKATI, close)  # same address back to back: fine
+    overlap = make_therapist("dina", service)
+    book(at(30), MAKATI, overlap)
+    other = make_therapist("ella", Service.objects.create(name="Reflexology", duration_minutes=60, price=900))
+    disabled = make_therapist("fay", service)
+    User.objects.filter(pk=disabled.pk).update(is_active=False)
+    no_slot = make_therapist("gia", service, hours=1)
+    Availability.objects.filter(therapist=no_slot).update(ends_at=at(-120))
+    refused = make_therapist("hana", service)
+    workflow.assign(actor=operator, appointment_id=appt.id, therapist_id=refused.id)
+    workflow.reject(actor=refused, appointment_id=appt.id, reason="Too far")
+    workflow.review_rejection(actor=operator, appointment_id=appt.id, decision="accept", note="")
+
+    people = [therapist, close, overlap, other, disabled, no_slot, refused]
+    appt = Appointment.objects.get(pk=appt.pk)
+    appt.rejected_before = True  # as the workflow's lock reads it
+    engine = availability.evaluate([appt], therapist_ids=[t.id for t in people])[appt.id]
+    verdicts = {t.id: availability.verdict(appt, User.objects.get(pk=t.pk)) for t in people}
+    assert verdicts == engine
+    assert verdicts[close.id] is None
+    # Six refusals, each for its own rule.
+    assert len({verdicts[t.id] for t in people if t is not close}) == 6, verdicts
