@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.models import Model, QuerySet
@@ -27,11 +28,15 @@ from django.db.transaction import TransactionManagementError
 _BIGINT_MIN, _BIGINT_MAX = -(2**63), 2**63 - 1
 
 
+def _as_is(value):
+    return value
+
+
 @dataclass
 class _Compiled:
     sql: str
     params: list
-    positions: dict[str, int]
+    positions: dict[str, tuple[int, Callable]]
     for_update: bool
     model: type[Model] | None
     start: int
@@ -57,10 +62,13 @@ class Prepared:
         sql, params = compiler.as_sql()
         positions = {}
         for name, value in self._placeholders.items():
-            found = [i for i, param in enumerate(params) if type(param) is type(value) and param == value]
+            # As the query holds it: a datetime may be adapted first (SQLite keeps text).
+            adapt = connection.ops.adapt_datetimefield_value if isinstance(value, datetime) else _as_is
+            held = adapt(value)
+            found = [i for i, param in enumerate(params) if type(param) is type(held) and param == held]
             if len(found) != 1:
                 raise ValueError(f"placeholder {name!r} appears {len(found)} times in the query's parameters")
-            positions[name] = found[0]
+            positions[name] = (found[0], adapt)
         select, klass_info = compiler.select, compiler.klass_info
         converters = compiler.get_converters([column[0] for column in select])
         common = {"sql": sql, "params": list(params), "positions": positions,
@@ -103,8 +111,8 @@ class Prepared:
         if compiled.for_update and connection.get_autocommit():
             raise TransactionManagementError("select_for_update cannot be used outside of a transaction.")
         params = list(compiled.params)
-        for name, position in compiled.positions.items():
-            params[position] = values[name]
+        for name, (position, adapt) in compiled.positions.items():
+            params[position] = adapt(values[name])
         with connection.cursor() as cursor:
             cursor.execute(compiled.sql, params)
             rows = cursor.fetchall()
