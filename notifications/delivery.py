@@ -18,6 +18,7 @@ from datetime import datetime
 from django.db import connection
 
 from accounts.models import User
+from accounts.prepared import Prepared
 
 from . import realtime
 from .models import Notification
@@ -127,12 +128,26 @@ def _insert(notes: list[Note], now: datetime) -> tuple[list[_Written], dict[int,
     return rows, ({row[1]: row[5] for row in written} if postgres else None)
 
 
+# Everybody's unread items of some kinds about one appointment (assign, review,
+# hold ask it on every call): one statement per set of kinds, its SQL built once.
+_UNREAD_ABOUT: dict[tuple[str, ...], Prepared] = {}
+
+
+def _unread_about(kinds: tuple[str, ...]) -> Prepared:
+    prepared = _UNREAD_ABOUT.get(kinds)
+    if prepared is None:
+        prepared = _UNREAD_ABOUT[kinds] = Prepared(
+            lambda appointment_id: Notification.objects.filter(
+                appointment_id=appointment_id, kind__in=list(kinds), read_at__isnull=True),
+            appointment_id=-(2**62) + 31)
+    return prepared
+
+
 def mark_handled(*, appointment_id: int, kinds: Iterable[str], now: datetime) -> list[realtime.Message]:
     """Someone dealt with it: everybody's unread `kinds` items about this appointment
     become read, and each recipient's open pages get the item back as read (they
     update it in place, without a toast) with their new unread count."""
-    unread = Notification.objects.filter(appointment_id=appointment_id, kind__in=list(kinds), read_at__isnull=True)
-    items = list(unread)
+    items = _unread_about(tuple(kinds)).fetch(appointment_id=appointment_id)
     if not items:
         return []
     Notification.objects.filter(id__in=[n.id for n in items]).update(read_at=now)
