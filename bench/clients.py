@@ -110,12 +110,15 @@ async def open_socket(server: Server, session_key: str) -> ClientConnection:
                          ping_interval=None, open_timeout=60, max_queue=None)
 
 
-async def open_sockets(server: Server, session_keys: list[str], *, parallel: int = 25) -> list[ClientConnection]:
+async def open_sockets(server: Server, session_keys: list[str], *, parallel: int = 25,
+                       opener: Callable | None = None) -> list:
+    """`parallel` handshakes at a time; `opener(server, key)` opens one (default: `open_socket`)."""
     gate = asyncio.Semaphore(parallel)
+    opener = opener or open_socket
 
-    async def one(key: str) -> ClientConnection:
+    async def one(key: str):
         async with gate:
-            return await open_socket(server, key)
+            return await opener(server, key)
 
     return list(await asyncio.gather(*(one(k) for k in session_keys)))
 
@@ -245,14 +248,3 @@ async def open_raw_socket(server: Server, session_key: str, on_first: Callable[[
         + f"Cookie: sessionid={session_key}\r\n\r\n".encode())
     await asyncio.wait_for(protocol.handshake, 60)
     return protocol
-
-
-async def open_raw_sockets(server: Server, session_keys: list[str], on_first: Callable[[], None] | None = None, *,
-                           parallel: int = 25) -> list[RawSocket]:
-    gate = asyncio.Semaphore(parallel)
-
-    async def one(key: str) -> RawSocket:
-        async with gate:
-            return await open_raw_socket(server, key, on_first)
-
-    return list(await asyncio.gather(*(one(k) for k in session_keys)))

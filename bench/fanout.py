@@ -31,7 +31,7 @@ import redis.asyncio as aioredis
 from django.conf import settings
 
 from . import data
-from .clients import RawSocket, _client, close_sockets, open_raw_sockets
+from .clients import RawSocket, _client, close_sockets, open_raw_socket, open_sockets
 from .harness import CpuMeter, percentile, servers, sized, summarize
 
 SOCKETS = sized(5000, 500)
@@ -70,7 +70,8 @@ async def _events(a, placements, world: data.World, therapist, appts, warmup: in
     try:
         for server, count in placements:
             keys = [world.sessions[world.operators[i % len(world.operators)].id] for i in range(count)]
-            sockets += await open_raw_sockets(server, keys, tally.hit)
+            sockets += await open_sockets(
+                server, keys, opener=lambda server, key: open_raw_socket(server, key, tally.hit))
         connect_seconds = time.perf_counter() - connecting
         await asyncio.sleep(1.0)
         headers = world.token_header(world.operator)
