@@ -12,6 +12,8 @@ Only for querysets whose shape does not depend on the values: one placeholder
 value per named parameter, each appearing exactly once among the parameters
 (checked when it is built), used in equality lookups. An integer no database
 column can hold matches nothing, as Django's own lookups treat it.
+
+`save_fields` does the same for the UPDATE of a transition's changed fields.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 
-from django.db import DEFAULT_DB_ALIAS, connections
-from django.db.models import Model, QuerySet
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
+from django.db.models import Model, QuerySet, signals
 from django.db.models.query import get_related_populators
 from django.db.transaction import TransactionManagementError
 
@@ -119,3 +121,36 @@ class Prepared:
         if compiled.converters:
             rows = [tuple(row) for row in compiled.compiler.apply_converters(rows, compiled.converters)]
         return compiled, rows
+
+
+_UPDATES: dict[tuple, tuple[str, list]] = {}
+
+
+def save_fields(obj: Model, *names: str) -> None:
+    """`obj.save(update_fields=names)` with the UPDATE's SQL built once per model,
+    fields and database: each field's value as Django saves it (`pre_save`, then
+    `get_db_prep_save`), and the same error when no row matched. A model with
+    save signal receivers, or a value that is an expression, takes Django's path."""
+    model = type(obj)
+    values = [getattr(obj, model._meta.get_field(name).attname) for name in names]
+    if (signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model)
+            or any(hasattr(value, "resolve_expression") for value in values)):
+        obj.save(update_fields=names)
+        return
+    connection = connections[DEFAULT_DB_ALIAS]
+    key = (model, names, connection.vendor)
+    plan = _UPDATES.get(key)
+    if plan is None:
+        meta, quote = model._meta, connection.ops.quote_name
+        fields = [meta.get_field(name) for name in names]
+        sets = ", ".join(f"{quote(field.column)} = %s" for field in fields)
+        # Names from the model's own fields, quoted; every value is a parameter.
+        sql = f"UPDATE {quote(meta.db_table)} SET {sets} WHERE {quote(meta.pk.column)} = %s"  # noqa: S608
+        plan = _UPDATES[key] = (sql, fields)
+    sql, fields = plan
+    params = [field.get_db_prep_save(field.pre_save(obj, False), connection) for field in fields]
+    params.append(model._meta.pk.get_db_prep_value(obj.pk, connection))
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        if cursor.rowcount != 1:
+            raise DatabaseError("Save with update_fields did not affect any rows.")

@@ -33,7 +33,7 @@ from accounts import formatting
 from accounts.bulk import any_of
 from accounts.fields import does_not_exist
 from accounts.models import AccountStatusChange, User
-from accounts.prepared import Prepared
+from accounts.prepared import Prepared, save_fields
 from notifications import push
 from notifications.models import Notification
 
@@ -198,7 +198,7 @@ def _explain_lost_offer(appt: Appointment, actor: User) -> None:
 
 def _save(appt: Appointment, now: datetime, *fields: str) -> None:
     appt.updated_at = now
-    appt.save(update_fields=[*fields, "updated_at"])
+    save_fields(appt, *fields, "updated_at")
 
 
 def _save_many(appts: list[Appointment], now: datetime, *fields: str) -> None:
@@ -408,7 +408,7 @@ def _record_review(rejection: AppointmentRejection, decision: str, actor: User, 
     rejection.review_note = note
     rejection.reviewed_by = actor
     rejection.reviewed_at = now
-    rejection.save(update_fields=["review_decision", "review_note", "reviewed_by", "reviewed_at"])
+    save_fields(rejection, "review_decision", "review_note", "reviewed_by", "reviewed_at")
 
 
 def _deny_rejection(appt: Appointment, rejection: AppointmentRejection, actor: User, note: str,

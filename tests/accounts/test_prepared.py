@@ -4,12 +4,13 @@ giving the same objects Django's own queryset gives."""
 from datetime import timedelta
 
 import pytest
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
+from django.db.models import F, signals
 from django.db.models import Exists, OuterRef
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.transaction import TransactionManagementError
 
-from accounts.prepared import Prepared
+from accounts.prepared import Prepared, save_fields
 from scheduling.models import Appointment, AppointmentRejection
 
 pytestmark = pytest.mark.django_db
@@ -78,3 +79,47 @@ def test_rows_of_a_values_list_are_the_querysets_rows(make_appointment, therapis
     assert prepared.rows(therapist_id=therapist.id) == list(shape(therapist.id))
     assert [row[0] for row in prepared.rows(therapist_id=therapist.id)] == [a.id for a in appts]
     assert prepared.rows(therapist_id=10**12) == []
+
+
+def test_save_fields_writes_those_fields_as_save_does_and_nothing_else(make_appointment, therapist, monkeypatch):
+    appt = make_appointment("pending", therapist)
+    other = make_appointment("pending", therapist, starts_in=timedelta(hours=6))
+    built = []
+    original = SQLCompiler.as_sql
+    monkeypatch.setattr(SQLCompiler, "as_sql", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+    later = appt.updated_at + timedelta(minutes=7)
+    appt.status, appt.therapist, appt.response_deadline, appt.updated_at = "rejected", None, None, later
+    appt.location = "changed in memory only"
+    save_fields(appt, "status", "therapist", "response_deadline", "updated_at")
+    save_fields(appt, "status", "therapist", "response_deadline", "updated_at")  # the second from the cache
+
+    assert built == []
+    stored = Appointment.objects.get(pk=appt.pk)
+    assert (stored.status, stored.therapist_id, stored.response_deadline, stored.updated_at) == (
+        "rejected", None, None, later)
+    assert stored.location != "changed in memory only"
+    assert Appointment.objects.get(pk=other.pk).status == "pending"
+
+
+def test_save_fields_on_a_row_that_is_gone_fails_as_save_does(make_appointment, therapist):
+    appt = make_appointment("pending", therapist)
+    Appointment.objects.filter(pk=appt.pk).delete()
+    appt.status = "confirmed"
+    with pytest.raises(DatabaseError, match="did not affect any rows"):
+        save_fields(appt, "status")
+
+
+def test_save_fields_leaves_signals_and_expressions_to_django(make_appointment, therapist):
+    appt = make_appointment("pending", therapist)
+    appt.offer_number = F("offer_number") + 4
+    save_fields(appt, "offer_number")
+    assert Appointment.objects.get(pk=appt.pk).offer_number == 5
+    heard = []
+    receiver = lambda sender, instance, **kw: heard.append(instance.pk)  # noqa: E731
+    signals.post_save.connect(receiver, sender=Appointment)
+    try:
+        appt.status = "confirmed"
+        save_fields(appt, "status")
+    finally:
+        signals.post_save.disconnect(receiver, sender=Appointment)
+    assert heard == [appt.pk]
