@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db.models import Max
+from django.db.models import Exists, Max, OuterRef
 from django.utils import timezone
 
 from accounts import formatting
@@ -80,73 +80,111 @@ def evaluate(appointments: list[Appointment], *, therapist_ids: Iterable[int] | 
     return result
 
 
-def verdict(appointment: Appointment, therapist: User) -> str | None:
-    """Why `therapist` (as just read, under their row lock) cannot take
-    `appointment` now, or None if they can."""
-    return _verdict(appointment, therapist, _load_one(appointment, therapist))
+def lock_and_judge(appointment: Appointment, therapist_id: int) -> tuple[User | None, str | None]:
+    """Lock the therapist's row and say why they cannot take `appointment` as it
+    stands in memory (its new time or place included), or None if they can.
+    (None, None) when there is no such user.
+
+    The lock serialises every assignment of this therapist, so two operators
+    cannot both book them into overlapping slots: their bookings are read after
+    it. Whether they are qualified, have a slot covering it and had a rejection
+    of it accepted is read with the lock, in the same statement."""
+    therapist = next(iter(_LOCK_JUDGED.fetch(
+        therapist_id=int(therapist_id), service_id=appointment.service_id, appointment_id=appointment.id or 0,
+        starts=appointment.starts_at, ends=appointment.ends_at)), None)
+    if therapist is None:
+        return None, None
+    return therapist, _verdict(appointment, therapist, _load_one(appointment, therapist))
 
 
-# `_load` for one appointment and one therapist (every assign, reassign and
-# reschedule): the same facts, from statements whose SQL is built once.
-_QUALIFIED = Prepared(lambda service_id, user_id: Service.therapists.through.objects.filter(
-    service_id=service_id, user_id=user_id).values_list("service_id", "user_id"),
-    service_id=-(2**62) + 21, user_id=-(2**62) + 22)
-_SLOTS = Prepared(lambda therapist_id, lo, hi: Availability.objects.filter(
-    therapist_id=therapist_id, starts_at__lte=hi, ends_at__gte=lo).values_list("starts_at", "ends_at"),
-    therapist_id=-(2**62) + 23, lo=datetime(1901, 1, 2, tzinfo=UTC), hi=datetime(1901, 1, 3, tzinfo=UTC))
+# For one appointment and one therapist (every assign, reassign and reschedule):
+# the facts `_load` reads, from two statements whose SQL is built once.
+def _judged(therapist_id, service_id, appointment_id, starts, ends):
+    qualified = Service.therapists.through.objects.filter(user_id=OuterRef("pk"), service_id=service_id)
+    covering = Availability.objects.filter(therapist=OuterRef("pk"), starts_at__lte=starts, ends_at__gte=ends)
+    refused = AppointmentRejection.objects.filter(
+        appointment_id=appointment_id, therapist=OuterRef("pk"), review_decision=AppointmentRejection.Decision.ACCEPT)
+    return (User.objects.select_for_update().filter(pk=therapist_id)
+            .annotate(is_qualified=Exists(qualified), has_slot=Exists(covering), was_refused=Exists(refused))[:1])
+
+
+_LOCK_JUDGED = Prepared(_judged, therapist_id=-(2**62) + 21, service_id=-(2**62) + 22,
+                        appointment_id=-(2**62) + 23, starts=datetime(1901, 1, 2, tzinfo=UTC),
+                        ends=datetime(1901, 1, 3, tzinfo=UTC))
 _BUSY = Prepared(lambda therapist_id, lo, hi: Appointment.objects.filter(
     therapist_id=therapist_id, status__in=Appointment.BUSY_STATUSES, starts_at__lt=hi, ends_at__gt=lo,
 ).values_list("id", "starts_at", "ends_at", "location"),
     therapist_id=-(2**62) + 24, lo=datetime(1901, 1, 4, tzinfo=UTC), hi=datetime(1901, 1, 5, tzinfo=UTC))
-_EXCLUDED = Prepared(lambda appointment_id: AppointmentRejection.objects.filter(
-    appointment_id=appointment_id, review_decision=AppointmentRejection.Decision.ACCEPT,
-).values_list("appointment_id", "therapist_id"), appointment_id=-(2**62) + 25)
 
 
 def _load_one(appt: Appointment, therapist: User) -> _Facts:
+    """`_load`'s facts from a therapist read by `_LOCK_JUDGED` for `appt`."""
     tid = therapist.id
-    qualified: dict[int, set[int]] = defaultdict(set)
-    for service_id, user_id in _QUALIFIED.rows(service_id=appt.service_id, user_id=tid):
-        qualified[service_id].add(user_id)
-    slots: dict[int, list[tuple[datetime, datetime]]] = defaultdict(list)
-    slots[tid] = list(_SLOTS.rows(therapist_id=tid, lo=appt.starts_at, hi=appt.ends_at))
+    qualified = {appt.service_id: {tid}} if therapist.is_qualified else {}
+    # The slot that covers it, as far as the availability rule asks.
+    slots = {tid: [(appt.starts_at, appt.ends_at)]} if therapist.has_slot else {}
+    excluded = {(appt.id, tid)} if therapist.was_refused else set()
     buffer = travel_buffer()
-    busy: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
-    busy[tid] = [(appt_id, start, end, place_key(location)) for appt_id, start, end, location in _BUSY.rows(
-        therapist_id=tid, lo=appt.starts_at - buffer, hi=appt.ends_at + buffer)]
-    excluded: set[tuple[int, int]] = set()
-    if appt.id and getattr(appt, "rejected_before", True):
-        excluded = set(_EXCLUDED.rows(appointment_id=appt.id))
+    busy = {tid: [(appt_id, start, end, place_key(location)) for appt_id, start, end, location in _BUSY.rows(
+        therapist_id=tid, lo=appt.starts_at - buffer, hi=appt.ends_at + buffer)]}
     return _Facts({tid: therapist}, qualified, slots, busy, excluded, buffer)
 
 
 def staffable(appointments: list[Appointment]) -> set[int]:
     """The ids of `appointments` somebody could take right now: the engine's
     verdicts, stopping at the first therapist it clears and wording no refusal.
-    One appointment (a review) reads the qualified therapists a few at a time,
-    doubling, and stops at the first batch with someone free; many (a sweep
+    One appointment (a review) reads the therapists the standing rules leave a
+    page at a time and stops at the first page with someone free; many (a sweep
     batch) read everything at once, a fixed number of queries."""
     if not appointments:
         return set()
     if len(appointments) == 1:
         appt = appointments[0]
-        ids = sorted(Service.therapists.through.objects.filter(service_id=appt.service_id)
-                     .values_list("user_id", flat=True))
-        size = _FIRST_LOOK
-        while ids:
-            look, ids = set(ids[:size]), ids[size:]
-            facts = _load([appt], look, free_only=True)
-            if any(_free(appt, facts.users.get(tid), facts) for tid in look):
-                return {appt.id}
-            size *= 2
-        return set()
+        return {appt.id} if _someone_free(appt) else set()
     facts = _load(appointments, None, free_only=True)
     return {appt.id for appt in appointments
             if any(_free(appt, facts.users.get(tid), facts) for tid in facts.qualified.get(appt.service_id, ()))}
 
 
-# Therapists `staffable` reads first for one appointment (then twice as many, …).
-_FIRST_LOOK = 25
+# One appointment (a review): the therapists the standing rules leave (a
+# therapist, active, qualified, not refused for it, with a slot covering it), a
+# page at a time in id order, from one statement whose SQL is built once; then
+# their bookings around it, for the travel and overlap rules.
+_LOOK = 25
+
+
+def _standing(service_id, appointment_id, starts, ends, after):
+    refused = AppointmentRejection.objects.filter(
+        appointment_id=appointment_id, therapist=OuterRef("pk"), review_decision=AppointmentRejection.Decision.ACCEPT)
+    covering = Availability.objects.filter(therapist=OuterRef("pk"), starts_at__lte=starts, ends_at__gte=ends)
+    return (User.objects.filter(pk__gt=after, role=User.Role.THERAPIST, is_active=True, qualified_services=service_id)
+            .filter(Exists(covering)).exclude(Exists(refused)).order_by("pk").values_list("pk")[:_LOOK])
+
+
+_STANDING = Prepared(_standing, service_id=-(2**62) + 26, appointment_id=-(2**62) + 27, after=-(2**62) + 28,
+                     starts=datetime(1901, 1, 6, tzinfo=UTC), ends=datetime(1901, 1, 7, tzinfo=UTC))
+
+
+def _someone_free(appt: Appointment) -> bool:
+    """`staffable` for one appointment, stopping at the first page with someone free."""
+    buffer = travel_buffer()
+    after = 0
+    while True:
+        ids = [tid for (tid,) in _STANDING.rows(service_id=appt.service_id, appointment_id=appt.id or 0,
+                                                 starts=appt.starts_at, ends=appt.ends_at, after=after)]
+        if not ids:
+            return False
+        busy: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
+        for appt_id, tid, start, end, location in Appointment.objects.filter(
+            therapist_id__in=ids, status__in=Appointment.BUSY_STATUSES,
+            starts_at__lt=appt.ends_at + buffer, ends_at__gt=appt.starts_at - buffer,
+        ).values_list("id", "therapist_id", "starts_at", "ends_at", "location"):
+            busy[tid].append((appt_id, start, end, place_key(location)))
+        if any(_clash(appt, busy[tid], buffer) is None for tid in ids):
+            return True
+        if len(ids) < _LOOK:
+            return False
+        after = ids[-1]
 
 
 def _load(appointments: list[Appointment], therapist_ids: set[int] | None, *,

@@ -93,10 +93,6 @@ _LOCK_AND_READ = Prepared(
 )
 
 
-_LOCK_THERAPIST = Prepared(lambda therapist_id: User.objects.select_for_update().filter(pk=therapist_id)[:1],
-                           therapist_id=-(2**62) + 13)
-
-
 def _lock(appointment_id: int) -> Appointment:
     """Lock the appointment's row and read it with its relations, in one statement
     when nobody else held the lock; its newest rejection takes one more, and only
@@ -284,13 +280,10 @@ def _assign_locked(appt: Appointment, therapist_id: int, actor: User, outbox: Ou
 def _lock_free_therapist(appt: Appointment, therapist_id: int) -> User:
     """Lock the therapist's row, then ask the engine whether they can take `appt`
     as it stands in memory (its new time or place included)."""
-    # The therapist's row lock serialises every assignment of this therapist, so
-    # two operators cannot both book them into overlapping slots.
-    therapist = next(iter(_LOCK_THERAPIST.fetch(therapist_id=int(therapist_id))), None)
+    therapist, reason = availability.lock_and_judge(appt, therapist_id)
     if therapist is None or therapist.role != User.Role.THERAPIST:
         raise WorkflowError("invalid", "Invalid input.", status_code=400,
                             errors={"therapist": [does_not_exist(therapist_id)]})
-    reason = availability.verdict(appt, therapist)
     if reason:
         raise WorkflowError("therapist_unavailable", f"{therapist.display_name} {reason}.")
     return therapist
@@ -614,8 +607,7 @@ def reschedule(*, actor: User, appointment_id: int, starts_at: datetime, reason:
         appt.ends_at = starts_at + timedelta(minutes=appt.service.duration_minutes)
         why = None
         if previous is not None:
-            locked = User.objects.select_for_update().filter(pk=previous.id).first()
-            why = availability.verdict(appt, locked)
+            why = availability.lock_and_judge(appt, previous.id)[1]
         kept = previous is not None and why is None
         if kept:
             _save(appt, now, "starts_at", "ends_at", *_offer(appt, previous, now))

@@ -5,8 +5,7 @@ from datetime import timedelta
 
 import pytest
 from django.db import DatabaseError, connection, transaction
-from django.db.models import F, signals
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, F, OuterRef, signals
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.transaction import TransactionManagementError
 

@@ -156,8 +156,9 @@ def test_the_sweep_cancels_a_booking_nobody_can_reach_in_time(book, therapist, e
 
 
 def test_one_therapists_verdict_is_the_engines_for_every_rule(book, at, operator, service, therapist):
-    """`verdict` (assign, for one therapist) reads its facts with statements of
-    its own; for each rule it must answer what the engine answers for the list."""
+    """`lock_and_judge` (assign, reassign and reschedule, for one therapist) reads
+    its facts with statements of its own, partly with the therapist's row lock;
+    for each rule it must answer what the engine answers for the list."""
     from accounts.models import User
     from scheduling import availability
     from scheduling.models import Availability, Service
@@ -178,12 +179,57 @@ def test_one_therapists_verdict_is_the_engines_for_every_rule(book, at, operator
     workflow.reject(actor=refused, appointment_id=appt.id, reason="Too far")
     workflow.review_rejection(actor=operator, appointment_id=appt.id, decision="accept", note="")
 
-    people = [therapist, close, overlap, other, disabled, no_slot, refused]
+    people = [therapist, close, overlap, other, disabled, no_slot, refused, operator]
     appt = Appointment.objects.get(pk=appt.pk)
     appt.rejected_before = True  # as the workflow's lock reads it
     engine = availability.evaluate([appt], therapist_ids=[t.id for t in people])[appt.id]
-    verdicts = {t.id: availability.verdict(appt, User.objects.get(pk=t.pk)) for t in people}
+    verdicts = {t.id: availability.lock_and_judge(appt, t.id)[1] for t in people}
     assert verdicts == engine
     assert verdicts[close.id] is None
-    # Six refusals, each for its own rule.
-    assert len({verdicts[t.id] for t in people if t is not close}) == 6, verdicts
+    # Seven refusals, each for its own rule.
+    assert len({verdicts[t.id] for t in people if t is not close}) == 7, verdicts
+
+
+def test_whether_anyone_can_take_one_appointment_is_the_engines_answer(book, at, operator, service, therapist):
+    """A review asks `staffable` about one appointment, read a page of therapists
+    at a time with statements of its own; it must answer what the engine answers
+    when it reads everyone (the sweep's path), rule by rule, then with one free."""
+    from accounts.models import User
+    from scheduling import availability
+    from scheduling.models import Availability, Service
+
+    appt = book(at(0), MAKATI)
+    probe = book(at(24 * 60), MAKATI)  # a second appointment: the engine's many-at-once path
+    book(at(-70), QUEZON, therapist)  # no time to travel
+    book(at(30), MAKATI, make_therapist("dina", service))  # overlap
+    make_therapist("ella", Service.objects.create(name="Reflexology", duration_minutes=60, price=900))
+    User.objects.filter(pk=make_therapist("fay", service).pk).update(is_active=False)
+    Availability.objects.filter(therapist=make_therapist("gia", service, hours=1)).update(ends_at=at(-120))
+    refused = make_therapist("hana", service)
+    workflow.assign(actor=operator, appointment_id=appt.id, therapist_id=refused.id)
+    workflow.reject(actor=refused, appointment_id=appt.id, reason="Too far")
+    workflow.review_rejection(actor=operator, appointment_id=appt.id, decision="accept", note="")
+    User.objects.filter(pk=make_therapist("ivy", service).pk).update(role=User.Role.OPERATOR)
+
+    def answers():
+        fresh = Appointment.objects.get(pk=appt.pk)
+        return (appt.id in availability.staffable([fresh]),
+                appt.id in availability.staffable([fresh, Appointment.objects.get(pk=probe.pk)]))
+
+    assert answers() == (False, False)
+    close = make_therapist("cleo", service)
+    book(at(-60), MAKATI, close)  # same address back to back: fine
+    assert answers() == (True, True)
+
+
+def test_one_appointment_looks_past_a_page_of_busy_therapists(book, at, service):
+    """More therapists pass the standing rules than one page holds, all busy but
+    the last: the look goes on to the next page and finds them."""
+    from scheduling import availability
+
+    appt = book(at(0), MAKATI)
+    for n in range(availability._LOOK + 2):
+        book(at(15), MAKATI, make_therapist(f"busy{n}", service))
+    assert availability.staffable([Appointment.objects.get(pk=appt.pk)]) == set()
+    make_therapist("zoe", service)  # the highest id: only on the second page
+    assert availability.staffable([Appointment.objects.get(pk=appt.pk)]) == {appt.id}

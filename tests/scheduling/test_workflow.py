@@ -278,13 +278,11 @@ def test_enable_therapist_reactivates_and_keeps_the_history(make_appointment, op
 
 @pytest.mark.parametrize("free_position", [None, 0, 6])
 def test_accepting_a_rejection_finds_the_one_free_therapist_however_far_down_the_list(
-        operator, therapist, make_appointment, service, monkeypatch, free_position):
+        operator, therapist, make_appointment, service, free_position):
     """Whether the booking waits in the queue or is cancelled at once depends on
-    whether anybody could take it: the check reads therapists a few at a time
-    and must still find the only free one at the end (or know there is none)."""
-    from scheduling import availability
-
-    monkeypatch.setattr(availability, "_FIRST_LOOK", 2)
+    whether anybody could take it: the check must find the only free one
+    wherever it is among the disabled (or know there is none). Paging past busy
+    therapists: tests/scheduling/test_travel.py."""
     others = [make_therapist(f"t{i}", service) for i in range(7)]
     for i, other in enumerate(others):
         if i != free_position:
