@@ -32,16 +32,15 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence
     if not rows:
         return []
     meta = model._meta
-    columns = [meta.get_field(name) for name in fields]  # a name or an attname (`appointment_id`)
     if connection.vendor != "postgresql":
         created = model.objects.bulk_create([model(**dict(zip(fields, row, strict=True))) for row in rows])
         return [obj.pk for obj in created]
+    columns = _columns(model, tuple(fields))
     quote = connection.ops.quote_name
     # A column with one value for every row (a batch's time, kind, actor…) is
     # sent once, not as an array of copies.
     selected, arrays, constants, unnest, aliases = [], [], [], [], []
-    for i, column in enumerate(columns):
-        db_type = column.db_type(connection)
+    for i, (column, db_type) in enumerate(columns):
         if isinstance(column, _TAKEN_AS_IS):
             values = [row[i] for row in rows]
             if values.count(values[0]) == len(values):
@@ -60,7 +59,7 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence
         aliases.append("c0")
         unnest.append("%s::integer[]")
         arrays.append([0] * len(rows))
-    names = ", ".join(quote(column.column) for column in columns)
+    names = ", ".join(quote(column.column) for column, _ in columns)
     aliases = ", ".join(aliases)
     # Ids come from the sequence in the order the SELECT yields the rows
     # (ORDER BY ord), so sorting the returned ids gives them in `rows` order.
@@ -72,6 +71,18 @@ def insert_rows(model: type[models.Model], fields: Sequence[str], rows: Sequence
         # Placeholders in order: the constants (in the SELECT list), then the arrays.
         cursor.execute(sql, [*constants, *arrays])
         return sorted(row[0] for row in cursor.fetchall())
+
+
+_COLUMNS: dict[tuple, list] = {}
+
+
+def _columns(model: type[models.Model], fields: tuple[str, ...]) -> list[tuple[models.Field, str]]:
+    """Each field (a name or an attname such as `appointment_id`) with its
+    PostgreSQL type, worked out once: a key's type is derived anew on every call."""
+    key = (model, fields)
+    if key not in _COLUMNS:
+        _COLUMNS[key] = [(field, field.db_type(connection)) for field in map(model._meta.get_field, fields)]
+    return _COLUMNS[key]
 
 
 class AnyOf(In):
