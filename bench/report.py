@@ -49,6 +49,16 @@ def table(results: dict) -> str:
         lines += _section("2. Workflow API throughput, 1 daphne process (latency ms: median / p95 / p99)",
                           ["endpoint", "conc", "req/s", "latency", "x healthz", "server CPU ms/req",
                            "CPU% srv/client/machine", "errors"], rows)
+        two = b["throughput"].get("two_processes")
+        if two:
+            rows = [[endpoint, f"{r['rps']:.0f}", _ms(r["latency_ms"]), r.get("x_healthz_rps", "1.0"),
+                     f"{r['server_cpu_ms_per_request']:.1f}",
+                     f"{r['server_cpu_pct']:.0f} / {r['client_cpu_pct']:.0f} / {r['machine_cpu_pct']:.0f}",
+                     ",".join(f"{k}:{v}" for k, v in r["errors"].items()) or "-"]
+                    for endpoint, by_c in two.items() for r in [by_c["8"]]]
+            lines += _section("2b. The same at concurrency 8 over 2 daphne processes (the targets' setup)",
+                              ["endpoint", "req/s", "latency", "x healthz", "server CPU ms/req",
+                               "CPU% srv/client/machine", "errors"], rows)
     if "sweep" in b:
         rows = [[r["due"], f"{r['seconds']:.2f}", f"{r['per_second']:.0f}", r["queries"], r["batches"],
                  r["queries_per_batch"], f"{r['cpu_seconds']:.2f}", f"{r['db_seconds']:.2f}",
@@ -126,10 +136,15 @@ def targets(b: dict) -> list[dict]:
                     "measured": f"p99 {p99:.1f} ms", "met": p99 < 20})
     tp = b.get("throughput", {}).get("endpoints")
     if tp:
-        worst = min((tp[e]["8"]["x_healthz_rps"], e) for e in tp if e != "healthz" and "8" in tp[e])
+        two = b["throughput"].get("two_processes")
+
+        def shares(table):
+            return ", ".join(f"{e} {table[e]['8']['x_healthz_rps']:.0%}" for e in table if e != "healthz")
+        judged = two or tp
+        worst = min(judged[e]["8"]["x_healthz_rps"] for e in judged if e != "healthz" and "8" in judged[e])
+        measured = (f"two daphne: {shares(two)}; one daphne: {shares(tp)}" if two else shares(tp))
         out.append({"target": "transitions >= 40% of /healthz req/s at concurrency 8",
-                    "measured": ", ".join(f"{e} {tp[e]['8']['x_healthz_rps']:.0%}" for e in tp if e != "healthz"),
-                    "met": worst[0] >= 0.4})
+                    "measured": measured, "met": worst >= 0.4})
     split = b.get("fanout", {}).get("split_two_servers")
     if split:
         last = split["last_ms"]["median"]

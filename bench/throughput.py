@@ -1,6 +1,7 @@
 """2. Workflow API throughput: assign, accept, reject and review at concurrency
 1, 8 and 32 against one server process, beside GET /healthz (the ceiling: no
-database, no auth). Every request is a valid transition of its own
+database, no auth); then each at concurrency 8 over two daphne processes, the
+setup the targets name. Every request is a valid transition of its own
 pre-created appointment, so nothing answers 409; each request carries a token.
 """
 
@@ -75,7 +76,15 @@ def run(world: data.World, *, concurrencies: tuple[int, ...] = (1, 8, 32)) -> di
                 count = counts_for(concurrency) * (4 if endpoint == "healthz" else 1)
                 results[endpoint][str(concurrency)] = measure(server_list, endpoint, pool, concurrency, count,
                                                               warmup=max(10, concurrency))
-    for endpoint in ENDPOINTS[1:]:
-        for concurrency, result in results[endpoint].items():
-            result["x_healthz_rps"] = ratio(result["rps"], results["healthz"][concurrency]["rps"])
-    return {"server": "daphne", "processes": 1, "endpoints": results}
+    # The targets' setup: two daphne, the load spread over both (round robin by
+    # the client, standing in for the proxy), every endpoint at concurrency 8.
+    two: dict[str, dict] = {endpoint: {} for endpoint in ENDPOINTS}
+    with servers("daphne", 2) as server_list:
+        for endpoint in ENDPOINTS:
+            count = counts_for(8) * (4 if endpoint == "healthz" else 1)
+            two[endpoint]["8"] = measure(server_list, endpoint, pool, 8, count, warmup=16)
+    for table in (results, two):
+        for endpoint in ENDPOINTS[1:]:
+            for concurrency, result in table[endpoint].items():
+                result["x_healthz_rps"] = ratio(result["rps"], table["healthz"][concurrency]["rps"])
+    return {"server": "daphne", "processes": 1, "endpoints": results, "two_processes": two}
