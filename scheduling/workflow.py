@@ -91,6 +91,12 @@ _LOCK_AND_READ = Prepared(
     .filter(pk=appointment_id)[:1],
     appointment_id=-(2**62) + 11,
 )
+# Its newest rejection (`AppointmentRejection.attach_latest` for one appointment).
+_LATEST_REJECTION = Prepared(
+    lambda appointment_id: AppointmentRejection.objects.filter(appointment_id=appointment_id)
+    .order_by("-created_at", "-id")[:1],
+    appointment_id=-(2**62) + 12,
+)
 
 
 def _lock(appointment_id: int) -> Appointment:
@@ -112,10 +118,8 @@ def _lock(appointment_id: int) -> Appointment:
     joined = appt._state.fields_cache.get("therapist")
     if (joined.pk if joined else None) != appt.therapist_id:
         appt.therapist = User.objects.get(pk=appt.therapist_id) if appt.therapist_id else None
-    if appt.rejected_before:
-        AppointmentRejection.attach_latest([appt])
-    else:
-        appt.latest_rejection = None
+    appt.latest_rejection = (next(iter(_LATEST_REJECTION.fetch(appointment_id=appt.id)), None)
+                             if appt.rejected_before else None)
     return appt
 
 
