@@ -13,7 +13,8 @@ value per named parameter, each appearing exactly once among the parameters
 (checked when it is built), used in equality lookups. An integer no database
 column can hold matches nothing, as Django's own lookups treat it.
 
-`save_fields` does the same for the UPDATE of a transition's changed fields.
+`save_fields` and `insert_one` do the same for the UPDATE of a transition's
+changed fields and the INSERT of one new row.
 """
 
 from __future__ import annotations
@@ -154,3 +155,40 @@ def save_fields(obj: Model, *names: str) -> None:
         cursor.execute(sql, params)
         if cursor.rowcount != 1:
             raise DatabaseError("Save with update_fields did not affect any rows.")
+
+
+_INSERTS: dict[tuple, tuple[str, list, bool]] = {}
+
+
+def insert_one(obj: Model) -> None:
+    """`obj.save()` of a new row (what `objects.create` does) with the INSERT's
+    SQL built once per model and database: every column's value as Django saves
+    it (`pre_save` with `add`, then `get_db_prep_save`); sets the new id. A model
+    with save signal receivers, or a value that is an expression, takes Django's path."""
+    model = type(obj)
+    meta = model._meta
+    fields = [field for field in meta.local_concrete_fields
+              if field is not meta.auto_field and not getattr(field, "generated", False)]
+    if (signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model)
+            or any(hasattr(getattr(obj, field.attname), "resolve_expression") for field in fields)):
+        obj.save(force_insert=True)
+        return
+    connection = connections[DEFAULT_DB_ALIAS]
+    key = (model, connection.vendor)
+    plan = _INSERTS.get(key)
+    if plan is None:
+        quote = connection.ops.quote_name
+        returning = connection.features.can_return_columns_from_insert
+        # Names from the model's own fields, quoted; every value is a parameter.
+        sql = (f"INSERT INTO {quote(meta.db_table)} ({', '.join(quote(field.column) for field in fields)}) "  # noqa: S608
+               f"VALUES ({', '.join(['%s'] * len(fields))})"
+               + (f" RETURNING {quote(meta.pk.column)}" if returning else ""))
+        plan = _INSERTS[key] = (sql, fields, returning)
+    sql, fields, returning = plan
+    params = [field.get_db_prep_save(field.pre_save(obj, True), connection) for field in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        obj.pk = cursor.fetchone()[0] if returning else connection.ops.last_insert_id(
+            cursor, meta.db_table, meta.pk.column)
+    obj._state.adding = False
+    obj._state.db = DEFAULT_DB_ALIAS

@@ -33,7 +33,7 @@ from accounts import formatting
 from accounts.bulk import any_of
 from accounts.fields import does_not_exist
 from accounts.models import AccountStatusChange, User
-from accounts.prepared import Prepared, save_fields
+from accounts.prepared import Prepared, insert_one, save_fields
 from notifications import push
 from notifications.models import Notification
 
@@ -362,8 +362,10 @@ def reject(*, actor: User, appointment_id: int, reason: str,
         appt.status = Status.REJECTED
         appt.responded_at = outbox.now
         _save(appt, outbox.now, "status", "responded_at")
-        appt.latest_rejection = AppointmentRejection.objects.create(
+        rejection = AppointmentRejection(
             appointment=appt, therapist=actor, reason=reason, reason_code=reason_code, created_at=outbox.now)
+        insert_one(rejection)
+        appt.latest_rejection = rejection
         appt.rejected_before = True
         outbox.event(appt, Kind.REJECTED, actor=actor, from_status=Status.PENDING, reason=reason,
                      reason_code=reason_code)

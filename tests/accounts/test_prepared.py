@@ -4,12 +4,12 @@ giving the same objects Django's own queryset gives."""
 from datetime import timedelta
 
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, IntegrityError, connection, transaction
 from django.db.models import Exists, F, OuterRef, signals
 from django.db.models.sql.compiler import SQLCompiler
 from django.db.transaction import TransactionManagementError
 
-from accounts.prepared import Prepared, save_fields
+from accounts.prepared import Prepared, insert_one, save_fields
 from scheduling.models import Appointment, AppointmentRejection
 
 pytestmark = pytest.mark.django_db
@@ -122,3 +122,32 @@ def test_save_fields_leaves_signals_and_expressions_to_django(make_appointment, 
     finally:
         signals.post_save.disconnect(receiver, sender=Appointment)
     assert heard == [appt.pk]
+
+
+def row(model, pk) -> dict:
+    return {key: value for key, value in model.objects.filter(pk=pk).values().get().items() if key != "id"}
+
+
+def test_insert_one_writes_the_row_create_writes_and_sets_its_id(make_appointment, therapist, monkeypatch):
+    first = make_appointment("pending", therapist)
+    second = make_appointment("pending", therapist, starts_in=timedelta(hours=6))
+    made = AppointmentRejection.objects.create(appointment=first, therapist=therapist, reason="Too far",
+                                               created_at=first.updated_at)
+    built = []
+    original = SQLCompiler.as_sql
+    monkeypatch.setattr(SQLCompiler, "as_sql", lambda self, *a, **k: built.append(1) or original(self, *a, **k))
+    ours = AppointmentRejection(appointment=second, therapist=therapist, reason="Too far", created_at=first.updated_at)
+    insert_one(ours)
+
+    assert ours.pk and ours.pk != made.pk and not ours._state.adding
+    assert built == []
+    assert row(AppointmentRejection, ours.pk) == {**row(AppointmentRejection, made.pk), "appointment_id": second.id}
+    assert row(AppointmentRejection, ours.pk)["reason_code"] == "other"  # the field's default
+
+
+def test_insert_one_breaking_a_constraint_fails_as_create_does(make_appointment, therapist):
+    appt = make_appointment("rejected", therapist)  # its open rejection exists
+    again = AppointmentRejection(appointment=appt, therapist=therapist, reason="Again", created_at=appt.updated_at)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        insert_one(again)
+    assert AppointmentRejection.objects.filter(appointment=appt).count() == 1
