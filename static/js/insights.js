@@ -112,6 +112,7 @@ export function mountInsights(container, { subscribe = () => {} } = {}) {
     from: DATE_RE.test(params.get('from') || '') ? params.get('from') : addDays(today, -(DEFAULT_DAYS - 1)),
     to: DATE_RE.test(params.get('to') || '') ? params.get('to') : today,
     report: null,
+    shown: '',  // the status line of the figures on screen
     sort: { key: 'offers', dir: 'desc' },
     request: 0,
     stale: true,
@@ -197,15 +198,15 @@ export function mountInsights(container, { subscribe = () => {} } = {}) {
     const from = fromInput.value;
     const to = toInput.value;
     if (!DATE_RE.test(from) || !DATE_RE.test(to)) {
-      showError('Choose both dates: From and To.');
+      refuse('Choose both dates: From and To.');
       return;
     }
     if (to < from) {
-      showError('To must be on or after From.');
+      refuse('To must be on or after From.');
       return;
     }
     if (daysBetween(from, to) >= 366) {
-      showError('Choose a range of at most 366 days.');
+      refuse('Choose a range of at most 366 days.');
       return;
     }
     state.from = from;
@@ -215,6 +216,15 @@ export function mountInsights(container, { subscribe = () => {} } = {}) {
 
   form.addEventListener('change', apply);
   form.addEventListener('submit', (event) => { event.preventDefault(); apply(); });
+
+  // A range typed a moment ago may still be loading: its figures are no longer
+  // what was asked for, and must not land (nor clear this message) when they come.
+  function refuse(message) {
+    state.request += 1;
+    container.removeAttribute('aria-busy');
+    status.textContent = state.shown;
+    showError(message);
+  }
 
   function showError(message) {
     error.textContent = message || '';
@@ -262,6 +272,7 @@ export function mountInsights(container, { subscribe = () => {} } = {}) {
       const now = new Intl.DateTimeFormat('en-US', { hour: 'numeric', minute: '2-digit' }).format(new Date());
       status.textContent = `${rangeLabel(report.from, report.to)} · ${plural(report.totals.appointments, 'booking')}`
         + ` · updated ${now}`;
+      state.shown = status.textContent;
     } catch (err) {
       if (request !== state.request) return;
       showError(`Could not load the figures: ${errorText(err)}`);

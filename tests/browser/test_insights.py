@@ -128,10 +128,21 @@ def test_insights_tab_draws_its_charts_and_follows_a_new_rejection(open_page, op
     assert re.search(r"[?&]from=\d{4}-\d\d-\d\d&to=\d{4}-\d\d-\d\d", olga.url)
     assert len(olga.get_by_label("From", exact=True).input_value()) == 10
 
-    # A range that ends before it starts is refused on the page, in words.
-    olga.get_by_label("From", exact=True).fill("2026-03-10")
+    # A range that ends before it starts is refused on the page, in words, and
+    # stays refused when the figures for the range typed a moment before (From
+    # alone changed) arrive after it: they are held here until then.
+    held = []
+    olga.route("**/api/scheduling/insights/?*", lambda route: held.append(route))
+    with olga.expect_request("**/api/scheduling/insights/?*"):
+        olga.get_by_label("From", exact=True).fill("2026-03-10")
     olga.get_by_label("To", exact=True).fill("2026-03-01")
     expect(olga.locator("#insights-root .error")).to_have_text("To must be on or after From.")
+    with olga.expect_response("**/api/scheduling/insights/?*"):
+        held.pop().continue_()
+    olga.wait_for_timeout(300)  # the page's own handling of that response
+    expect(olga.locator("#insights-root .error")).to_have_text("To must be on or after From.")
+    expect(olga.locator("#insights-root")).to_have_attribute("data-loads", "2")
+    expect(olga.locator("#insights-root")).not_to_have_attribute("aria-busy", "true")
 
 
 def test_insights_fit_a_phone(open_page, operator, therapist, make_appointment):
