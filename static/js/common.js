@@ -615,11 +615,19 @@ export class Notifications {
 
   async load(page = 1) {
     const data = await api(`/api/notifications/?page_size=50&page=${page}`);
-    if (page === 1) this.items.clear();
+    // What the socket brought while this page was on its way is newer than the
+    // page, and so is the unread count that came with it: both are kept.
+    let arrived = [];
+    if (page === 1) {
+      const newest = data.results.reduce((max, n) => Math.max(max, n.id), 0);
+      arrived = [...this.items.values()].filter((n) => n.id > newest);
+      this.items.clear();
+      for (const n of arrived) this.items.set(n.id, n);
+    }
     for (const n of data.results) this.items.set(n.id, n);
     this.nextPage = data.next ? page + 1 : null;
     this.loaded = true;
-    this.setUnread(data.unread);
+    if (!arrived.length) this.setUnread(data.unread);
     this.render();
   }
 

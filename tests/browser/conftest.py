@@ -108,13 +108,16 @@ def open_page(browser, server, request):
         page.on("requestfailed", on_request_failed)
         page.on("response", on_response)
 
-    def open_(user, path: str, *, viewport: dict | None = None):
+    def open_(user, path: str, *, viewport: dict | None = None, before=None):
+        """`before(page)` runs ahead of logging in (routes to hold or change responses)."""
         context = browser.new_context(viewport=viewport or DESKTOP, base_url=server.url,
                                       timezone_id="UTC", locale="en-US")
         contexts.append(context)
         page = context.new_page()
         page.set_default_timeout(10_000)
         watch(page, user.username)
+        if before is not None:
+            before(page)
         login(page, user.username, path)
         return page
 
