@@ -124,6 +124,14 @@ class Prepared:
         return compiled, rows
 
 
+def _needs_django(obj: Model, fields: list) -> bool:
+    """Save signal receivers to call, or a value that is an expression (F(), …):
+    only Django's own save does those."""
+    model = type(obj)
+    return (signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model)
+            or any(hasattr(getattr(obj, field.attname), "resolve_expression") for field in fields))
+
+
 _UPDATES: dict[tuple, tuple[str, list]] = {}
 
 
@@ -133,9 +141,7 @@ def save_fields(obj: Model, *names: str) -> None:
     `get_db_prep_save`), and the same error when no row matched. A model with
     save signal receivers, or a value that is an expression, takes Django's path."""
     model = type(obj)
-    values = [getattr(obj, model._meta.get_field(name).attname) for name in names]
-    if (signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model)
-            or any(hasattr(value, "resolve_expression") for value in values)):
+    if _needs_django(obj, [model._meta.get_field(name) for name in names]):
         obj.save(update_fields=names)
         return
     connection = connections[DEFAULT_DB_ALIAS]
@@ -169,8 +175,7 @@ def insert_one(obj: Model) -> None:
     meta = model._meta
     fields = [field for field in meta.local_concrete_fields
               if field is not meta.auto_field and not getattr(field, "generated", False)]
-    if (signals.pre_save.has_listeners(model) or signals.post_save.has_listeners(model)
-            or any(hasattr(getattr(obj, field.attname), "resolve_expression") for field in fields)):
+    if _needs_django(obj, fields):
         obj.save(force_insert=True)
         return
     connection = connections[DEFAULT_DB_ALIAS]

@@ -174,17 +174,25 @@ def _someone_free(appt: Appointment) -> bool:
                                                  starts=appt.starts_at, ends=appt.ends_at, after=after)]
         if not ids:
             return False
-        busy: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
-        for appt_id, tid, start, end, location in Appointment.objects.filter(
-            therapist_id__in=ids, status__in=Appointment.BUSY_STATUSES,
-            starts_at__lt=appt.ends_at + buffer, ends_at__gt=appt.starts_at - buffer,
-        ).values_list("id", "therapist_id", "starts_at", "ends_at", "location"):
-            busy[tid].append((appt_id, start, end, place_key(location)))
+        busy = _bookings(ids, appt.starts_at, appt.ends_at, buffer)
         if any(_clash(appt, busy[tid], buffer) is None for tid in ids):
             return True
         if len(ids) < _LOOK:
             return False
         after = ids[-1]
+
+
+def _bookings(therapist_ids, lo: datetime, hi: datetime, buffer: timedelta,
+              ) -> dict[int, list[tuple[int, datetime, datetime, str]]]:
+    """Each therapist's open bookings around lo..hi, as (id, start, end, place).
+    Wider by the travel buffer: a booking that ends just before may still clash."""
+    busy: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
+    for appt_id, tid, start, end, location in Appointment.objects.filter(
+        therapist_id__in=therapist_ids, status__in=Appointment.BUSY_STATUSES,
+        starts_at__lt=hi + buffer, ends_at__gt=lo - buffer,
+    ).values_list("id", "therapist_id", "starts_at", "ends_at", "location"):
+        busy[tid].append((appt_id, start, end, place_key(location)))
+    return busy
 
 
 def _load(appointments: list[Appointment], therapist_ids: set[int] | None, *,
@@ -224,12 +232,7 @@ def _load(appointments: list[Appointment], therapist_ids: set[int] | None, *,
     if missing:
         users.update((u.id, u) for u in User.objects.filter(id__in=missing))
     if users:
-        # Wider by the travel buffer: a booking that ends just before may still clash.
-        for appt_id, tid, start, end, location in Appointment.objects.filter(
-            therapist_id__in=users, status__in=Appointment.BUSY_STATUSES,
-            starts_at__lt=hi + buffer, ends_at__gt=lo - buffer,
-        ).values_list("id", "therapist_id", "starts_at", "ends_at", "location"):
-            busy[tid].append((appt_id, start, end, place_key(location)))
+        busy = _bookings(users, lo, hi, buffer)
         # Rows read by the workflow's lock know whether they were ever rejected.
         rejected = [a.id for a in appointments if a.id and getattr(a, "rejected_before", True)]
         if rejected:
