@@ -141,6 +141,16 @@ if env.str("DATABASE_URL", default=""):
     else:
         DATABASES["default"].setdefault("CONN_MAX_AGE", env_int("CONN_MAX_AGE", 0))
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    if DATABASES["default"]["ENGINE"].endswith("postgresql"):
+        # Values travel apart from the SQL, so a statement run again on a kept
+        # connection is parsed and planned once: after DB_PREPARE_THRESHOLD runs
+        # psycopg prepares it (PostgreSQL then skips parsing and planning, most of
+        # its work for a transition's one-row statements). 0 turns preparing off
+        # (needed behind a pooler in transaction mode, such as PgBouncer's).
+        prepare_threshold = env_int("DB_PREPARE_THRESHOLD", 5)
+        DATABASES["default"].setdefault("OPTIONS", {}).update({
+            "server_side_binding": True, "prepare_threshold": prepare_threshold or None,
+        })
 else:
     DATABASES = {"default": {"ENGINE": "django.db.backends.sqlite3", "NAME": BASE_DIR / "db.sqlite3"}}
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
