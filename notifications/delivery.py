@@ -45,7 +45,7 @@ class Note:
 
 @dataclass(slots=True)
 class _Written:
-    """A notification row just inserted, as its socket message needs it (a plain
+    """A notification row just written, as its socket message needs it (a plain
     record: a sweep batch writes hundreds)."""
 
     id: int
@@ -54,7 +54,7 @@ class _Written:
     appointment_id: int | None
     message: str
     created_at: datetime
-    read_at: None = None
+    read_at: datetime | None = None
 
 
 def deliver(notes: Iterable[Note], *, now: datetime) -> list[realtime.Message]:
@@ -146,8 +146,12 @@ def _unread_about(kinds: tuple[str, ...]) -> Prepared:
 def mark_handled(*, appointment_id: int, kinds: Iterable[str], now: datetime) -> list[realtime.Message]:
     """Someone dealt with it: everybody's unread `kinds` items about this appointment
     become read, and each recipient's open pages get the item back as read (they
-    update it in place, without a toast) with their new unread count."""
-    items = _unread_about(tuple(kinds)).fetch(appointment_id=appointment_id)
+    update it in place, without a toast) with their new unread count. On
+    PostgreSQL that is one statement; elsewhere a read, the update and the count."""
+    kinds = tuple(kinds)
+    if connection.vendor == "postgresql":
+        return _mark_handled_at_once(appointment_id, kinds, now)
+    items = _unread_about(kinds).fetch(appointment_id=appointment_id)
     if not items:
         return []
     Notification.objects.filter(id__in=[n.id for n in items]).update(read_at=now)
@@ -155,6 +159,42 @@ def mark_handled(*, appointment_id: int, kinds: Iterable[str], now: datetime) ->
     for n in items:
         n.read_at = now
     return [_message(n, counts) for n in items]
+
+
+_HANDLED_SQL: str | None = None
+
+
+def _handled_sql() -> str:
+    """`UPDATE … RETURNING` the items, with each recipient's unread count after it.
+    The count runs on the statement's snapshot, where the items are still unread:
+    it reads up to `UNREAD_CAP` + k index entries for a recipient with k of them
+    and takes the k away, so it is exact below the cap and the cap above it."""
+    global _HANDLED_SQL
+    if _HANDLED_SQL is None:
+        notifications = connection.ops.quote_name(Notification._meta.db_table)
+        # Only quoted table names and a constant are interpolated.
+        _HANDLED_SQL = (
+            f"WITH handled AS (UPDATE {notifications} SET read_at = %s "  # noqa: S608
+            f"WHERE appointment_id = %s AND kind = ANY(%s::text[]) AND read_at IS NULL "
+            f"RETURNING id, recipient_id, kind, appointment_id, message, created_at), "
+            f"per AS (SELECT recipient_id, COUNT(*) AS k FROM handled GROUP BY recipient_id), "
+            f"after AS (SELECT per.recipient_id, LEAST({UNREAD_CAP}, (SELECT COUNT(*) FROM (SELECT 1 "
+            f"FROM {notifications} n WHERE n.recipient_id = per.recipient_id AND n.read_at IS NULL "
+            f"LIMIT {UNREAD_CAP} + per.k) capped) - per.k) AS unread FROM per) "
+            f"SELECT h.id, h.recipient_id, h.kind, h.appointment_id, h.message, h.created_at, a.unread "
+            f"FROM handled h JOIN after a ON a.recipient_id = h.recipient_id "
+            f"ORDER BY h.created_at DESC, h.id DESC"
+        )
+    return _HANDLED_SQL
+
+
+def _mark_handled_at_once(appointment_id: int, kinds: tuple[str, ...], now: datetime) -> list[realtime.Message]:
+    read_at = Notification._meta.get_field("read_at").get_db_prep_value(now, connection)
+    with connection.cursor() as cursor:
+        cursor.execute(_handled_sql(), [read_at, appointment_id, list(kinds)])
+        rows = cursor.fetchall()
+    counts = {row[1]: int(row[6]) for row in rows}
+    return [_message(_Written(*row[:6], read_at=now), counts) for row in rows]
 
 
 def unread_count(user_id: int) -> int:

@@ -85,3 +85,49 @@ def test_a_write_that_notifies_every_operator_costs_the_same_queries_however_man
             messages = delivery.deliver([Note.to_operators("rejected", "Ana rejected #1")], now=timezone.now())
         assert len(messages) == 10
         assert {message["unread"] for _, message in messages} == {shown}
+
+
+def about(user, appointment, kind: str, *, read: bool = False) -> Notification:
+    now = timezone.now()
+    return Notification.objects.create(recipient=user, kind=kind, appointment=appointment, message=f"{kind} #x",
+                                       created_at=now, read_at=now if read else None)
+
+
+def test_handled_items_become_read_for_everyone_with_each_recipients_count_after(
+        operator, operator2, therapist, make_appointment, django_assert_max_num_queries):
+    appt, other = make_appointment(), make_appointment()
+    Notification.objects.all().delete()
+    handled = [about(operator, appt, "rejected"), about(operator2, appt, "rejected"),
+               about(operator2, appt, "needs_therapist")]
+    kept = [about(operator, other, "rejected"), about(operator, appt, "confirmed"),
+            about(therapist, appt, "assigned"), about(operator2, appt, "rejected", read=True)]
+    pile(operator2, 4)
+    now = timezone.now()
+    # PostgreSQL: the update, the rows and the counts in one statement.
+    with django_assert_max_num_queries(1 if connection.vendor == "postgresql" else 3):
+        messages = delivery.mark_handled(appointment_id=appt.id, kinds=("rejected", "needs_therapist"), now=now)
+    assert sorted(message["notification"]["id"] for _, message in messages) == sorted(n.id for n in handled)
+    for group, message in messages:
+        shown = message["notification"]
+        assert shown["is_read"] is True and shown["read_at"] is not None
+        assert group == f"user_{Notification.objects.get(pk=shown['id']).recipient_id}"
+    unread = {group: message["unread"] for group, message in messages}
+    # operator: the other appointment's and the "confirmed" item; operator2: the pile.
+    assert unread == {f"user_{operator.id}": 2, f"user_{operator2.id}": 4}
+    assert unread == {f"user_{u.id}": delivery.unread_count(u.id) for u in (operator, operator2)}
+    assert all(n.read_at == now for n in Notification.objects.filter(pk__in=[n.id for n in handled]))
+    assert [Notification.objects.get(pk=n.pk).read_at for n in kept] == [n.read_at for n in kept]
+    # Nothing left to handle: nothing changes, nothing is sent.
+    assert delivery.mark_handled(appointment_id=appt.id, kinds=("rejected",), now=timezone.now()) == []
+
+
+def test_the_count_after_handling_is_exact_below_the_cap_and_the_cap_above(operator, operator2, make_appointment):
+    appt = make_appointment()
+    Notification.objects.all().delete()
+    about(operator, appt, "rejected")
+    about(operator2, appt, "rejected")
+    pile(operator, delivery.UNREAD_CAP + 20)  # far above: still the cap once one is read
+    pile(operator2, delivery.UNREAD_CAP - 1)  # the cap with the handled one, one less without it
+    messages = delivery.mark_handled(appointment_id=appt.id, kinds=("rejected",), now=timezone.now())
+    assert {group: message["unread"] for group, message in messages} == {
+        f"user_{operator.id}": delivery.UNREAD_CAP, f"user_{operator2.id}": delivery.UNREAD_CAP - 1}
