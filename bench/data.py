@@ -211,6 +211,12 @@ def rejected(world: World, therapists: list[User], count: int, *, first_slot: in
         AppointmentRejection(appointment=a, therapist_id=a.therapist_id, reason="Too far from my area", created_at=now)
         for a in appts
     ], batch_size=BATCH)
+    # As the rejection left it: every operator told, unread until the review handles it.
+    Notification.objects.bulk_create([
+        Notification(recipient=op_user, kind=Notification.Kind.REJECTED, appointment=a, created_at=now,
+                     message=f"Rejected #{a.id}: Too far from my area")
+        for a in appts for op_user in world.operators
+    ], batch_size=BATCH)
     return appts
 
 
