@@ -13,9 +13,8 @@ import pytest
 from django.db import connection
 
 from scheduling import workflow
+from scheduling.models import Appointment
 from tests.servers import ROOT
-
-pytestmark = [pytest.mark.services]
 
 
 def prepared_statements() -> list[str]:
@@ -28,8 +27,9 @@ def locks_prepared() -> int:
     return sum("FOR UPDATE" in sql and '"scheduling_appointment"' in sql for sql in prepared_statements())
 
 
+@pytest.mark.services
 @pytest.mark.usefixtures("postgres")
-def test_a_transitions_lock_is_prepared_once_it_has_run_often_enough(make_appointment, therapist, settings):
+def test_a_transitions_lock_is_prepared_once_it_has_run_often_enough(make_appointment, therapist):
     threshold = connection.connection.prepare_threshold
     assert threshold == 5 and connection.settings_dict["OPTIONS"]["server_side_binding"] is True
     appointments = [make_appointment("pending", therapist, starts_in=timedelta(hours=3 + 2 * i))
@@ -40,7 +40,7 @@ def test_a_transitions_lock_is_prepared_once_it_has_run_often_enough(make_appoin
         workflow.accept(actor=therapist, appointment_id=appt.pk)
     assert locks_prepared() == 1
     # Once prepared it stays one statement, whichever appointment it locks.
-    assert {a.status for a in workflow.Appointment.objects.filter(pk__in=[a.pk for a in appointments])} == {
+    assert set(Appointment.objects.filter(pk__in=[a.pk for a in appointments]).values_list("status", flat=True)) == {
         "confirmed"}
 
 
