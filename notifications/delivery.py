@@ -11,6 +11,7 @@ before the cap matters.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -113,8 +114,7 @@ def _insert(notes: list[Note], now: datetime) -> tuple[list[_Written], dict[int,
             f"WITH notes (pos, recipient_id, kind, appointment_id, message) AS ({source}), "  # noqa: S608
             f"written AS ({insert}), "
             f"recipients AS (SELECT DISTINCT recipient_id FROM written), "
-            f"before AS (SELECT r.recipient_id, (SELECT COUNT(*) FROM (SELECT 1 FROM {notifications} n "
-            f"WHERE n.recipient_id = r.recipient_id AND n.read_at IS NULL LIMIT {UNREAD_CAP}) capped) AS unread "
+            f"before AS (SELECT r.recipient_id, {_capped_unread('r.recipient_id')} AS unread "
             f"FROM recipients r) "
             f"SELECT w.id, w.recipient_id, w.kind, w.appointment_id, w.message, b.unread "
             f"FROM written w JOIN before b ON b.recipient_id = w.recipient_id"
@@ -161,31 +161,25 @@ def mark_handled(*, appointment_id: int, kinds: Iterable[str], now: datetime) ->
     return [_message(n, counts) for n in items]
 
 
-_HANDLED_SQL: str | None = None
-
-
+@functools.cache
 def _handled_sql() -> str:
     """`UPDATE … RETURNING` the items, with each recipient's unread count after it.
     The count runs on the statement's snapshot, where the items are still unread:
     it reads up to `UNREAD_CAP` + k index entries for a recipient with k of them
     and takes the k away, so it is exact below the cap and the cap above it."""
-    global _HANDLED_SQL
-    if _HANDLED_SQL is None:
-        notifications = connection.ops.quote_name(Notification._meta.db_table)
-        # Only quoted table names and a constant are interpolated.
-        _HANDLED_SQL = (
-            f"WITH handled AS (UPDATE {notifications} SET read_at = %s "  # noqa: S608
-            f"WHERE appointment_id = %s AND kind = ANY(%s::text[]) AND read_at IS NULL "
-            f"RETURNING id, recipient_id, kind, appointment_id, message, created_at), "
-            f"per AS (SELECT recipient_id, COUNT(*) AS k FROM handled GROUP BY recipient_id), "
-            f"after AS (SELECT per.recipient_id, LEAST({UNREAD_CAP}, (SELECT COUNT(*) FROM (SELECT 1 "
-            f"FROM {notifications} n WHERE n.recipient_id = per.recipient_id AND n.read_at IS NULL "
-            f"LIMIT {UNREAD_CAP} + per.k) capped) - per.k) AS unread FROM per) "
-            f"SELECT h.id, h.recipient_id, h.kind, h.appointment_id, h.message, h.created_at, a.unread "
-            f"FROM handled h JOIN after a ON a.recipient_id = h.recipient_id "
-            f"ORDER BY h.created_at DESC, h.id DESC"
-        )
-    return _HANDLED_SQL
+    notifications = connection.ops.quote_name(Notification._meta.db_table)
+    # Only quoted table names and constants are interpolated.
+    return (
+        f"WITH handled AS (UPDATE {notifications} SET read_at = %s "  # noqa: S608
+        f"WHERE appointment_id = %s AND kind = ANY(%s::text[]) AND read_at IS NULL "
+        f"RETURNING id, recipient_id, kind, appointment_id, message, created_at), "
+        f"per AS (SELECT recipient_id, COUNT(*) AS k FROM handled GROUP BY recipient_id), "
+        f"after AS (SELECT per.recipient_id, "
+        f"LEAST({UNREAD_CAP}, {_capped_unread('per.recipient_id', extra='per.k')} - per.k) AS unread FROM per) "
+        f"SELECT h.id, h.recipient_id, h.kind, h.appointment_id, h.message, h.created_at, a.unread "
+        f"FROM handled h JOIN after a ON a.recipient_id = h.recipient_id "
+        f"ORDER BY h.created_at DESC, h.id DESC"
+    )
 
 
 def _mark_handled_at_once(appointment_id: int, kinds: tuple[str, ...], now: datetime) -> list[realtime.Message]:
@@ -207,16 +201,21 @@ def unread_counts(user_ids: Iterable[int]) -> dict[int, int]:
     ids = sorted(set(user_ids))
     if not ids:
         return {}
-    notifications = connection.ops.quote_name(Notification._meta.db_table)
     users = connection.ops.quote_name(User._meta.db_table)
-    # One statement, planned once: per user a count that stops at UNREAD_CAP rows
-    # of the (recipient, read_at) index.
-    sql = (f"SELECT u.id, (SELECT COUNT(*) FROM (SELECT 1 FROM {notifications} n "  # noqa: S608
-           f"WHERE n.recipient_id = u.id AND n.read_at IS NULL LIMIT {UNREAD_CAP}) capped) "
+    sql = (f"SELECT u.id, {_capped_unread('u.id')} "  # noqa: S608
            f"FROM {users} u WHERE u.id IN ({', '.join(['%s'] * len(ids))})")
     with connection.cursor() as cursor:
         cursor.execute(sql, ids)
         return {int(user_id): int(count) for user_id, count in cursor.fetchall()}
+
+
+def _capped_unread(recipient: str, *, extra: str = "") -> str:
+    """SQL for `recipient`'s unread count, stopping after `UNREAD_CAP` (+ `extra`)
+    rows of the (recipient, read_at) index: the same cost however many are unread."""
+    notifications = connection.ops.quote_name(Notification._meta.db_table)
+    limit = f"{UNREAD_CAP} + {extra}" if extra else f"{UNREAD_CAP}"
+    return (f"(SELECT COUNT(*) FROM (SELECT 1 FROM {notifications} n "  # noqa: S608
+            f"WHERE n.recipient_id = {recipient} AND n.read_at IS NULL LIMIT {limit}) capped)")
 
 
 def _message(notification: Notification | _Written, unread: dict[int, int]) -> realtime.Message:
