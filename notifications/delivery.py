@@ -5,8 +5,10 @@ a whole batch with one statement (which finds the active operators itself and,
 on PostgreSQL, also reads the recipients' unread counts, bounded), and returns
 the socket messages for the caller to publish after its commit. The unread count
 is bounded (`UNREAD_CAP`): a write that notifies every operator costs the same
-whether they have ten unread items or ten thousand; the bell shows "99+" long
-before the cap matters.
+whether they have ten unread items or ten thousand. The bell shows "99+" from
+the cap on (`unread_badge`), so no page ever needs more than the cap: each count
+reads at most that many index entries per recipient, and every one it reads
+(with the rows read but not yet vacuumed beside them) is work on every write.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ from . import realtime
 from .models import Notification
 from .payloads import notification_json
 
-UNREAD_CAP = 1000
+UNREAD_CAP = 100
 
 Kind = Notification.Kind
 
@@ -207,6 +209,12 @@ def unread_counts(user_ids: Iterable[int]) -> dict[int, int]:
     with connection.cursor() as cursor:
         cursor.execute(sql, ids)
         return {int(user_id): int(count) for user_id, count in cursor.fetchall()}
+
+
+def unread_badge(count: int) -> str:
+    """What the bell shows: the count, or "99+" once it reaches the cap (the page's
+    script applies the same rule to the counts that arrive live)."""
+    return f"{UNREAD_CAP - 1}+" if count >= UNREAD_CAP else str(count)
 
 
 def _capped_unread(recipient: str, *, extra: str = "") -> str:

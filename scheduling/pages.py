@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from accounts.models import User
 from accounts.views import forbidden
-from notifications.delivery import unread_count
+from notifications.delivery import UNREAD_CAP, unread_badge, unread_count
 
 from . import selectors
 
@@ -40,6 +40,7 @@ def role_required(role: str):
 def page_data(request, **extra) -> dict:
     user = request.user
     now = timezone.localtime()
+    unread = unread_count(user.id)
     return {
         "user": {"id": user.id, "name": user.display_name, "role": user.role, "is_active": user.is_active},
         "time_zone": settings.TIME_ZONE,
@@ -47,7 +48,9 @@ def page_data(request, **extra) -> dict:
         # of other instants with Intl and falls back to this one.
         "utc_offset": now.isoformat()[-6:],
         "last_event_id": selectors.last_visible_event_id(user),
-        "unread": unread_count(user.id),
+        "unread": unread,
+        "unread_badge": unread_badge(unread),
+        "unread_cap": UNREAD_CAP,
         "csrf_token": get_token(request),
         "start_early_minutes": settings.START_EARLY_MINUTES,
         # The day board hatches it, the therapist's week warns under it.

@@ -604,12 +604,15 @@ export class Notifications {
 
   setUnread(count) {
     this.unread = count;
+    // The server counts up to its cap; from there on the bell says "99+".
+    const cap = PAGE.unread_cap || Infinity;
+    const shown = count >= cap ? `${cap - 1}+` : String(count);
     document.querySelectorAll('[data-unread]').forEach((node) => {
-      node.textContent = String(count);
+      node.textContent = shown;
       if (node.closest('.bell')) node.hidden = count === 0;
     });
     document.querySelectorAll('.bell').forEach((bell) => {
-      bell.setAttribute('title', count ? `${count} unread notification${count === 1 ? '' : 's'}` : 'Notifications');
+      bell.setAttribute('title', count ? `${shown} unread notification${count === 1 ? '' : 's'}` : 'Notifications');
     });
   }
 

@@ -9,6 +9,9 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from notifications import delivery
+from notifications.models import Notification
+from scheduling import workflow
 from scheduling.models import Appointment
 
 from .conftest import in_thread, screenshot
@@ -253,3 +256,28 @@ def test_accepted_rejection_leaves_the_therapist_and_goes_to_someone_else(
     cancelling.get_by_role("button", name="Cancel appointment").click()
     expect(row.locator(".status")).to_have_text("Cancelled")
     expect(olga.locator('[data-count="timeouts"]')).to_have_text("0")
+
+
+def test_the_bell_says_99_plus_from_the_cap_on_and_counts_again_below_it(
+        open_page, operator, therapist, make_appointment):
+    appointment = in_thread(make_appointment, "pending", therapist)
+    now = timezone.now()
+    in_thread(Notification.objects.bulk_create, [
+        Notification(recipient=operator, kind="timeouts", message=f"Old news #{i}", created_at=now - timedelta(hours=1))
+        for i in range(delivery.UNREAD_CAP)])
+    olga = open_page(operator, "/operator/?tab=notifications")
+    live(olga)
+    bell = olga.locator(".bell")
+    expect(bell.locator("[data-unread]")).to_have_text("99+")
+    expect(bell).to_have_attribute("title", "99+ unread notifications")
+    expect(olga.locator('[data-tab="notifications"] [data-unread]').last).to_have_text("99+")
+
+    # One read: below the cap the bell counts exactly.
+    olga.get_by_role("button", name=re.compile("^Mark read")).first.click()
+    expect(bell.locator("[data-unread]")).to_have_text("99")
+    expect(bell).to_have_attribute("title", "99 unread notifications")
+
+    # A rejection arrives live: at the cap again.
+    in_thread(workflow.reject, actor=therapist, appointment_id=appointment.id, reason="Car broke down")
+    expect(olga.locator("#toasts")).to_contain_text("Car broke down")
+    expect(bell.locator("[data-unread]")).to_have_text("99+")

@@ -10,6 +10,8 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
+from notifications import delivery
+from notifications.models import Notification
 from scheduling import workflow
 from scheduling.models import Appointment, AppointmentEvent
 from tests.conftest import make_user
@@ -122,6 +124,24 @@ def test_operator_page_data(client, operator, make_appointment, therapist):
     assert data["unread"] == 1  # the rejection notified every operator
     assert data["csrf_token"]
     assert rejected.status == "rejected"
+
+
+def test_the_bell_says_99_plus_from_the_unread_cap_on(client, operator, therapist):
+    now = timezone.now()
+    for user, count in ((operator, delivery.UNREAD_CAP + 40), (therapist, delivery.UNREAD_CAP - 1)):
+        Notification.objects.bulk_create([Notification(recipient=user, kind="rejected", message=f"#{i}",
+                                                       created_at=now) for i in range(count)])
+    client.force_login(operator)
+    response = client.get("/operator/")
+    data = page_data(response)
+    assert (data["unread"], data["unread_cap"]) == (100, 100)
+    # The bell and the Notifications tab, as the page is first drawn.
+    assert len(re.findall(r"data-unread[^>]*>99\+</span>", response.content.decode())) == 2
+    client.force_login(therapist)
+    response = client.get("/therapist/")
+    assert page_data(response)["unread"] == 99
+    assert re.search(r"data-unread[^>]*>99</span>", response.content.decode())
+    assert [delivery.unread_badge(n) for n in (0, 1, 99, 100, 5000)] == ["0", "1", "99", "99+", "99+"]
 
 
 def test_therapist_page_starts_from_their_newest_event(client, therapist, therapist_b, make_appointment):
