@@ -219,13 +219,13 @@ def unread_badge(count: int) -> str:
 
 def _capped_unread(recipient: str, *, extra: str = "") -> str:
     """SQL for `recipient`'s unread count, stopping after `UNREAD_CAP` (+ `extra`)
-    rows of the (recipient, read_at, -id) index: the same cost however many are
-    unread. The ORDER BY is that index's order, so the planner walks the index and
-    stops at the limit; without it, it may scan the table or build a bitmap of
-    every entry first (read items not yet vacuumed included), which grew with the
-    backlog."""
-    notifications = connection.ops.quote_name(Notification._meta.db_table)
+    entries of the (recipient, read_at, -id) index: the same cost however many
+    are unread. On PostgreSQL a function holds the one plan that stops there (its
+    migration says why the planner, left to itself, did not)."""
     limit = f"{UNREAD_CAP} + {extra}" if extra else f"{UNREAD_CAP}"
+    if connection.vendor == "postgresql":
+        return f"notifications_unread_capped({recipient}, {limit})"
+    notifications = connection.ops.quote_name(Notification._meta.db_table)
     return (f"(SELECT COUNT(*) FROM (SELECT 1 FROM {notifications} n "  # noqa: S608
             f"WHERE n.recipient_id = {recipient} AND n.read_at IS NULL "
             f"ORDER BY n.read_at, n.id DESC LIMIT {limit}) capped)")
