@@ -14,6 +14,14 @@ On top of channels_redis's layer:
   own, one Redis round trip after another under the shard's lock. Here the
   publishes made in one turn of the event loop (a transaction's group sends,
   gathered) go to Redis as one pipeline: one write, one round trip, in order.
+- **A transaction's groups share one publish.** `group_send_many` sends the
+  messages for several groups (a rejection: the operators' event, each
+  operator's notification, the therapist's event) as one publish on a channel
+  every process with sockets listens to; each process hands every message to
+  its own members of that message's group, exactly as a `group_send` would
+  have. One Redis command instead of one per group, and one message for each
+  process to read; with several Redis hosts (shards) it sends group by group,
+  as one channel cannot keep each group's order across shards.
 - **One decoding per process.** A group message reaches every local socket as the
   same bytes; they are decoded once and every socket gets the same (read-only)
   message, which the consumer also encodes to JSON once (see consumers).
@@ -33,6 +41,7 @@ import asyncio
 import logging
 from collections.abc import Callable
 
+import msgpack
 from channels_redis.pubsub import RedisPubSubChannelLayer, RedisPubSubLoopLayer, RedisSingleShardConnection
 from channels_redis.utils import _wrap_close, decode_hosts
 
@@ -55,6 +64,10 @@ class ChannelLayer(RedisPubSubChannelLayer):
         decoded = super().deserialize(message)
         self._last = (message, decoded)
         return decoded
+
+    async def group_send_many(self, envelopes: list[tuple[str, dict]]) -> None:
+        """`group_send(group, message)` for each pair, in their order, as one publish."""
+        await self._get_layer().group_send_many(envelopes)
 
     def deliver_directly(self, channel: str, receiver: Callable[[dict], bool] | None) -> None:
         """From now on `receiver(message)` gets `channel`'s group messages as they
@@ -80,6 +93,32 @@ class _LoopLayer(RedisPubSubLoopLayer):
         super().__init__(hosts, *args, **kwargs)
         self._shards = [_Shard(host, self) for host in decode_hosts(hosts)]
         self.direct: dict[str, Callable[[dict], bool]] = {}
+
+    @property
+    def many_channel(self) -> str:
+        return f"{self.prefix}__groups__"
+
+    async def group_add(self, group, channel):
+        await super().group_add(group, channel)
+        # A process with members of any group hears the publishes for many groups.
+        many = self.many_channel
+        await self._get_shard(many).subscribe(many)
+
+    async def group_discard(self, group, channel):
+        await super().group_discard(group, channel)
+        if not self.groups:
+            many = self.many_channel
+            await self._get_shard(many).unsubscribe(many)
+
+    async def group_send_many(self, envelopes: list[tuple[str, dict]]) -> None:
+        if len(envelopes) == 1 or len(self._shards) > 1:
+            await asyncio.gather(*(self.group_send(group, message) for group, message in envelopes))
+            return
+        serialize = self.channel_layer.serialize
+        payload = msgpack.packb([(self._get_group_channel_name(group), serialize(message))
+                                 for group, message in envelopes], use_bin_type=True)
+        many = self.many_channel
+        await self._get_shard(many).publish(many, payload)
 
     def tell_every_socket_lost(self) -> None:
         for messages in self.channels.values():
@@ -128,6 +167,15 @@ class _Shard(RedisSingleShardConnection):
         if name in layer.channels:
             layer.channels[name].put_nowait(data)
             return
+        if name == layer.many_channel:
+            for group_channel, group_data in msgpack.unpackb(data, raw=False):
+                self._to_group(group_channel, group_data)
+            return
+        self._to_group(name, data)
+
+    def _to_group(self, name: str, data: bytes) -> None:
+        """A group message, to this process's members of the group."""
+        layer = self.channel_layer
         decoded = None
         for channel in layer.groups.get(name, ()):
             messages = layer.channels.get(channel)

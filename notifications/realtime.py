@@ -13,7 +13,8 @@ processes without a server loop send and wait.
 The messages of one transaction are coalesced per group: each group gets one
 channel-layer message (a `realtime.batch` of up to `_PER_ENVELOPE` messages, or
 the message itself when it is alone), which the consumer unpacks into the
-socket messages of the contract. A sweep batch of 500 timeouts is then a few
+socket messages of the contract; on the Redis layer the groups' messages then
+travel together, as one publish (`layer.group_send_many`). A sweep batch of 500 timeouts is then a few
 dozen group sends instead of thousands (each costs several Redis round trips),
 and a dashboard's channel receives a handful of layer messages instead of a
 thousand, well under the layer's per-channel capacity, past which channels_redis
@@ -41,7 +42,7 @@ OPERATORS_GROUP = "operators"
 BATCH_TYPE = "realtime.batch"
 # Socket messages carried by one channel-layer message (keeps each payload small).
 _PER_ENVELOPE = 100
-# Group sends in flight at once (one Redis pipeline); each chunk gets PUBLISH_TIMEOUT_SECONDS.
+# Group messages sent at once (one publish on the Redis layer); each chunk gets PUBLISH_TIMEOUT_SECONDS.
 _CHUNK = 200
 
 Message = tuple[str, dict]
@@ -193,11 +194,15 @@ def sending_in_background(*, finish_within: float = 60.0) -> Iterator[None]:
 
 async def _send_all(layer, envelopes: list[Message]) -> None:
     timeout = settings.PUBLISH_TIMEOUT_SECONDS
+    many = getattr(layer, "group_send_many", None)  # the Redis layer: a chunk in one publish
     for start in range(0, len(envelopes), _CHUNK):
         chunk = envelopes[start:start + _CHUNK]
-        await asyncio.wait_for(
-            asyncio.gather(*(layer.group_send(group, message) for group, message in chunk)), timeout
-        )
+        if many is not None:
+            await asyncio.wait_for(many(chunk), timeout)
+        else:
+            await asyncio.wait_for(
+                asyncio.gather(*(layer.group_send(group, message) for group, message in chunk)), timeout
+            )
 
 
 def disconnect_user(user_id: int) -> list[Message]:

@@ -176,5 +176,7 @@ def recorder(monkeypatch):
     layer = get_channel_layer()
     recorder = Recorder(layer)
     monkeypatch.setattr(layer, "group_send", recorder)
+    if hasattr(layer, "group_send_many"):  # the Redis layer sends a transaction's groups together
+        monkeypatch.setattr(layer, "group_send_many", recorder.many)
     yield recorder
     channel_layers.backends.clear()

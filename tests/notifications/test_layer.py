@@ -5,6 +5,7 @@ error reporting."""
 import asyncio
 
 import pytest
+import redis
 from channels.layers import channel_layers, get_channel_layer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -90,3 +91,49 @@ async def test_a_registered_receiver_gets_group_messages_only_when_nothing_waits
     finally:
         await layer.group_discard("direct", channel)
         await layer.flush()
+
+
+async def test_one_publish_for_many_groups_reaches_each_groups_members_only_and_in_order(redis_url):
+    """Two server processes' layers and a sender: a transaction's messages for
+    several groups go as one publish, and each process hands each message to its
+    own members of that message's group, in order with plain group sends."""
+    settings = get_channel_layer()
+    config = {"hosts": settings._kwargs["hosts"], "prefix": settings._kwargs["prefix"]}
+    first, second, sender = ChannelLayer(**config), ChannelLayer(**config), ChannelLayer(**config)
+    a, b = await first.new_channel(), await first.new_channel()
+    c = await second.new_channel()
+    memberships = ((first, "user_1", a), (first, "user_2", b), (first, "operators", b),
+                   (second, "user_3", c), (second, "operators", c))
+    for layer, group, channel in memberships:
+        await layer.group_add(group, channel)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        published = client.info("commandstats")["cmdstat_publish"]["calls"]
+        await sender.group_send("user_1", {"type": "x", "n": 0})
+        await sender.group_send_many([("user_1", {"type": "x", "n": 1}), ("operators", {"type": "x", "n": 2}),
+                                      ("user_3", {"type": "x", "n": 3}), ("nobody", {"type": "x", "n": 4})])
+        await sender.group_send("user_1", {"type": "x", "n": 5})
+        assert client.info("commandstats")["cmdstat_publish"]["calls"] - published == 3
+
+        async def received(layer, channel, count):
+            return [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(count)]
+
+        assert await received(first, a, 3) == [0, 1, 5]
+        assert await received(first, b, 1) == [2]
+        assert await received(second, c, 2) == [2, 3]
+        # Nothing else arrives for anybody.
+        await sender.group_send_many([("user_2", {"type": "x", "n": 6}), ("user_3", {"type": "x", "n": 7})])
+        assert await received(first, b, 1) == [6]
+        assert await received(second, c, 1) == [7]
+        assert first._get_layer().channels[a].empty()
+
+        # A process whose sockets have all gone stops listening for them.
+        many = first._get_layer().many_channel
+        assert client.pubsub_numsub(many)[0][1] == 2
+        for layer, group, channel in memberships:
+            await layer.group_discard(group, channel)
+        assert client.pubsub_numsub(many)[0][1] == 0
+    finally:
+        client.close()
+        for layer in (first, second, sender):
+            await layer.flush()

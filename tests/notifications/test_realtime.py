@@ -30,11 +30,19 @@ class Recorder:
 
     def __init__(self, layer):
         self.calls: list[tuple[str, dict]] = []
+        self.publishes = 0
         self._send = layer.group_send
+        self._send_many = getattr(layer, "group_send_many", None)
 
     async def __call__(self, group, message):
         self.calls.append((group, message))
+        self.publishes += 1
         await self._send(group, message)
+
+    async def many(self, envelopes):
+        self.calls.extend(envelopes)
+        self.publishes += 1
+        await self._send_many(envelopes)
 
     def groups(self) -> list[str]:
         return [group for group, _ in self.calls]
@@ -117,6 +125,8 @@ def test_publishing_waits_for_the_commit(recorder, operator, operator2, therapis
 
     assert sorted(recorder.groups()) == sorted(["operators", f"user_{therapist.id}",
                                                 f"user_{operator.id}", f"user_{operator2.id}"])
+    # On the Redis layer the four groups' messages are one publish.
+    assert recorder.publishes == (1 if recorder._send_many else 4)
     assert [m["kind"] for m in recorder.received("operators")] == ["rejected"]
     for person in (operator, operator2):
         [message] = recorder.received(f"user_{person.id}")
@@ -188,10 +198,12 @@ def test_broken_layer_is_logged_not_raised(monkeypatch, operator, therapist, mak
     channel_layers.backends.clear()
     layer = get_channel_layer()
 
-    async def refuse(group, message):
+    async def refuse(*args):
         raise ConnectionError("Connection refused")
 
     monkeypatch.setattr(layer, "group_send", refuse)
+    if hasattr(layer, "group_send_many"):
+        monkeypatch.setattr(layer, "group_send_many", refuse)
     appt = make_appointment("pending")
     with caplog.at_level("WARNING", logger="notifications.realtime"), \
             django_capture_on_commit_callbacks(execute=True):
