@@ -48,6 +48,10 @@ from channels_redis.utils import _wrap_close, decode_hosts
 logger = logging.getLogger(__name__)
 
 LOST_TYPE = "layer.lost"
+# Bytes of group messages per publish for many groups: a sweep batch's messages
+# go as a few publishes of about this size, well below what Redis lets a
+# subscriber fall behind by (its pub/sub output buffer limits).
+_MANY_BYTES = 512 * 1024
 
 
 class ChannelLayer(RedisPubSubChannelLayer):
@@ -115,10 +119,19 @@ class _LoopLayer(RedisPubSubLoopLayer):
             await asyncio.gather(*(self.group_send(group, message) for group, message in envelopes))
             return
         serialize = self.channel_layer.serialize
-        payload = msgpack.packb([(self._get_group_channel_name(group), serialize(message))
-                                 for group, message in envelopes], use_bin_type=True)
+        pieces: list[list[tuple[str, bytes]]] = [[]]
+        size = 0
+        for group, message in envelopes:
+            data = serialize(message)
+            if size + len(data) > _MANY_BYTES and pieces[-1]:
+                pieces.append([])
+                size = 0
+            pieces[-1].append((self._get_group_channel_name(group), data))
+            size += len(data)
         many = self.many_channel
-        await self._get_shard(many).publish(many, payload)
+        shard = self._get_shard(many)
+        # Gathered, so they are one pipeline and keep their order.
+        await asyncio.gather(*(shard.publish(many, msgpack.packb(piece, use_bin_type=True)) for piece in pieces))
 
     def tell_every_socket_lost(self) -> None:
         for messages in self.channels.values():

@@ -9,6 +9,7 @@ import redis
 from channels.layers import channel_layers, get_channel_layer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
+from notifications import layer as layer_module
 from notifications.layer import ChannelLayer
 from tests.servers import free_port
 
@@ -137,3 +138,23 @@ async def test_one_publish_for_many_groups_reaches_each_groups_members_only_and_
         client.close()
         for layer in (first, second, sender):
             await layer.flush()
+
+
+async def test_a_publish_for_many_groups_is_split_by_size_and_keeps_each_groups_order(redis_url, monkeypatch):
+    monkeypatch.setattr(layer_module, "_MANY_BYTES", 2000)
+    layer = get_channel_layer()
+    channels = [await layer.new_channel() for _ in range(3)]
+    for n, channel in enumerate(channels):
+        await layer.group_add(f"g{n}", channel)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        published = client.info("commandstats")["cmdstat_publish"]["calls"]
+        # 60 messages of about 500 bytes for three groups: about fifteen publishes of 2,000 bytes.
+        await layer.group_send_many([(f"g{n % 3}", {"type": "x", "n": n, "pad": "." * 480}) for n in range(60)])
+        assert 10 <= client.info("commandstats")["cmdstat_publish"]["calls"] - published <= 20
+        for g, channel in enumerate(channels):
+            got = [(await asyncio.wait_for(layer.receive(channel), 5))["n"] for _ in range(20)]
+            assert got == list(range(g, 60, 3))
+    finally:
+        client.close()
+        await layer.flush()
