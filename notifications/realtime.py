@@ -14,11 +14,11 @@ The messages of one transaction are coalesced per group: each group gets one
 channel-layer message (a `realtime.batch` of up to `_PER_ENVELOPE` messages, or
 the message itself when it is alone), which the consumer unpacks into the
 socket messages of the contract; on the Redis layer the groups' messages then
-travel together, as one publish (`layer.group_send_many`). A sweep batch of 500 timeouts is then a few
-dozen group sends instead of thousands (each costs several Redis round trips),
-and a dashboard's channel receives a handful of layer messages instead of a
-thousand, well under the layer's per-channel capacity, past which channels_redis
-silently drops messages.
+travel together, as one publish (`layer.group_send_many`). A sweep batch of 500
+timeouts is then a few publishes instead of thousands of group sends (each
+costs several Redis round trips), and a dashboard's channel receives a handful
+of layer messages instead of a thousand, well under the layer's per-channel
+capacity, past which channels_redis silently drops messages.
 """
 
 import asyncio
