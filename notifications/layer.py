@@ -181,7 +181,15 @@ class _Shard(RedisSingleShardConnection):
             layer.channels[name].put_nowait(data)
             return
         if name == layer.many_channel:
-            for group_channel, group_data in msgpack.unpackb(data, raw=False):
+            try:
+                parts = [(group, part) for group, part in msgpack.unpackb(data, raw=False)]
+                if not all(isinstance(group, str) and isinstance(part, bytes) for group, part in parts):
+                    raise ValueError("not (group, message) pairs")
+            except (ValueError, TypeError, msgpack.UnpackException) as exc:
+                # Not ours: dropped, not taken for a lost Redis (which would close every socket).
+                logger.warning("channel layer dropped an unreadable message for many groups: %s", exc)
+                return
+            for group_channel, group_data in parts:
                 self._to_group(group_channel, group_data)
             return
         self._to_group(name, data)

@@ -6,6 +6,7 @@ import asyncio
 
 import pytest
 import redis
+import redis.asyncio
 from channels.layers import channel_layers, get_channel_layer
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -157,4 +158,24 @@ async def test_a_publish_for_many_groups_is_split_by_size_and_keeps_each_groups_
             assert got == list(range(g, 60, 3))
     finally:
         client.close()
+        await layer.flush()
+
+
+async def test_an_unreadable_message_for_many_groups_is_dropped_and_the_sockets_stay(redis_url, caplog):
+    layer = get_channel_layer()
+    channel = await layer.new_channel()
+    await layer.group_add("steady", channel)
+    client = redis.asyncio.Redis.from_url(redis_url)
+    try:
+        many = layer._get_layer().many_channel
+        # Not msgpack; not pairs; a triple; a pair of the wrong types.
+        for garbage in (b"\xc1", b"\x93\x01\x02\x03", b"\x91\x93\x01\x02\x03", b"\x91\x92\xa1g\x05"):
+            await client.publish(many, garbage)
+        await layer.group_send_many([("steady", {"type": "x", "n": 1}), ("elsewhere", {"type": "x", "n": 2})])
+        assert (await asyncio.wait_for(layer.receive(channel), 5))["n"] == 1
+        dropped = [r for r in caplog.records if "unreadable message for many groups" in r.getMessage()]
+        assert len(dropped) == 4
+        assert not [r for r in caplog.records if "lost Redis" in r.getMessage()]
+    finally:
+        await client.aclose()
         await layer.flush()
