@@ -115,6 +115,8 @@ class _LoopLayer(RedisPubSubLoopLayer):
             await self._get_shard(many).unsubscribe(many)
 
     async def group_send_many(self, envelopes: list[tuple[str, dict]]) -> None:
+        if not envelopes:
+            return
         if len(envelopes) == 1 or len(self._shards) > 1:
             await asyncio.gather(*(self.group_send(group, message) for group, message in envelopes))
             return
