@@ -6,6 +6,7 @@ import socket
 import sys
 import time
 
+import httpx
 import pytest
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -124,3 +125,26 @@ def test_a_socket_that_stops_reading_still_gets_every_message_in_order(transacti
             received = [json.loads(page.recv(timeout=10)) for _ in range(count)]
     assert [m["seq"] for m in received] == list(range(count))
     assert all(m["pad"] == pad for m in received)
+
+
+def test_a_body_daphne_cannot_parse_as_a_form_still_gets_the_apis_json_answer(transactional_db, tmp_path, operator):
+    """daphne hands the raw body to Django: a malformed multipart upload is the
+    API's clear JSON error, not Twisted's own HTML "Bad Request" from parsing a
+    form nobody reads, and a well-formed form login still works."""
+    needs(connection.vendor == "postgresql", "PostgreSQL")
+    with daphne(tmp_path) as server, httpx.Client(base_url=server.url, timeout=30, trust_env=False) as http:
+        token = http.post("/api/accounts/token/", json={"username": operator.username,
+                                                        "password": f"pass-{operator.username}"}).json()["token"]
+        broken = http.post("/api/scheduling/appointments/", content=b"--x\r\nnot a part at all",
+                           headers={"Authorization": f"Token {token}",
+                                    "Content-Type": "multipart/form-data"})
+        assert broken.status_code == 415
+        assert broken.headers["content-type"].startswith("application/json")
+        assert broken.json()["code"] == "unsupported_media_type"
+        # The operators' sign-in form, urlencoded, parsed by Django as before.
+        page = http.get("/accounts/login/")
+        csrf = page.cookies[settings.CSRF_COOKIE_NAME]
+        form = {"username": operator.username, "password": f"pass-{operator.username}", "csrfmiddlewaretoken": csrf}
+        signed_in = http.post("/accounts/login/", data=form)
+        assert signed_in.status_code == 302
+        assert settings.SESSION_COOKIE_NAME in signed_in.cookies
