@@ -174,7 +174,7 @@ def _someone_free(appt: Appointment) -> bool:
                                                  starts=appt.starts_at, ends=appt.ends_at, after=after)]
         if not ids:
             return False
-        busy = _bookings(ids, appt.starts_at, appt.ends_at, buffer)
+        busy = _page_bookings(ids, appt.starts_at, appt.ends_at, buffer)
         if any(_clash(appt, busy[tid], buffer) is None for tid in ids):
             return True
         if len(ids) < _LOOK:
@@ -182,17 +182,42 @@ def _someone_free(appt: Appointment) -> bool:
         after = ids[-1]
 
 
+def _open_bookings(therapist_ids, lo: datetime, hi: datetime):
+    """The therapists' open bookings that overlap lo..hi."""
+    return Appointment.objects.filter(
+        therapist_id__in=therapist_ids, status__in=Appointment.BUSY_STATUSES, starts_at__lt=hi, ends_at__gt=lo,
+    ).values_list("id", "therapist_id", "starts_at", "ends_at", "location")
+
+
 def _bookings(therapist_ids, lo: datetime, hi: datetime, buffer: timedelta,
               ) -> dict[int, list[tuple[int, datetime, datetime, str]]]:
     """Each therapist's open bookings around lo..hi, as (id, start, end, place).
     Wider by the travel buffer: a booking that ends just before may still clash."""
+    return _by_therapist(_open_bookings(therapist_ids, lo - buffer, hi + buffer))
+
+
+def _by_therapist(rows) -> dict[int, list[tuple[int, datetime, datetime, str]]]:
     busy: dict[int, list[tuple[int, datetime, datetime, str]]] = defaultdict(list)
-    for appt_id, tid, start, end, location in Appointment.objects.filter(
-        therapist_id__in=therapist_ids, status__in=Appointment.BUSY_STATUSES,
-        starts_at__lt=hi + buffer, ends_at__gt=lo - buffer,
-    ).values_list("id", "therapist_id", "starts_at", "ends_at", "location"):
+    for appt_id, tid, start, end, location in rows:
         busy[tid].append((appt_id, start, end, place_key(location)))
     return busy
+
+
+# A page of `_standing` (at most `_LOOK` therapists) has the same query shape
+# every time once padded with 0, nobody's id: its SQL is built once. Built by
+# the ORM per call, the 25 ids' IN list was most of a review's Python time.
+_PAGE = [f"therapist_{i}" for i in range(_LOOK)]
+_PAGE_BOOKINGS = Prepared(
+    lambda lo, hi, **ids: _open_bookings(list(ids.values()), lo, hi),
+    lo=datetime(1901, 1, 8, tzinfo=UTC), hi=datetime(1901, 1, 9, tzinfo=UTC),
+    **{name: -(2**62) + 100 + i for i, name in enumerate(_PAGE)})
+
+
+def _page_bookings(therapist_ids: list[int], lo: datetime, hi: datetime, buffer: timedelta,
+                   ) -> dict[int, list[tuple[int, datetime, datetime, str]]]:
+    """`_bookings` for one page of `_standing`."""
+    padded = dict(zip(_PAGE, [*therapist_ids, *[0] * (_LOOK - len(therapist_ids))], strict=True))
+    return _by_therapist(_PAGE_BOOKINGS.rows(lo=lo - buffer, hi=hi + buffer, **padded))
 
 
 def _load(appointments: list[Appointment], therapist_ids: set[int] | None, *,
