@@ -174,3 +174,33 @@ def test_counting_reads_at_most_the_cap_however_long_the_backlog(operator, opera
         assert read <= 2 * (delivery.UNREAD_CAP + 1) + 10, (read, result)
     assert delivery.unread_counts([operator.id, operator2.id]) == {
         operator.id: delivery.UNREAD_CAP, operator2.id: delivery.UNREAD_CAP}
+
+
+@pytest.mark.services
+@pytest.mark.usefixtures("postgres")
+def test_a_count_planned_on_a_small_table_still_stops_at_the_cap(operator):
+    """A pooled connection keeps the count's plan from its first calls, made on
+    a table of a few rows; thousands of items later the count must still read
+    no more than the cap, not every item the recipient ever had."""
+    Notification.objects.all().delete()
+    pile(operator, 3)
+    with connection.cursor() as cursor:
+        cursor.execute(f"ANALYZE {Notification._meta.db_table}")  # also drops the connection's cached plans
+    for _ in range(8):  # past the calls after which PostgreSQL keeps one plan for the connection
+        assert delivery.unread_counts([operator.id]) == {operator.id: 3}
+    pile(operator, 5000, read=True)
+    pile(operator, 300)
+    before = notification_rows_read()
+    assert delivery.unread_counts([operator.id]) == {operator.id: delivery.UNREAD_CAP}
+    assert notification_rows_read() - before <= delivery.UNREAD_CAP + 10
+
+
+def test_a_notification_is_indexed_by_its_recipient_once():
+    """Every row written and every one marked read updates each index: the
+    (recipient, read_at, -id) index serves every look-up by recipient, and no
+    second index on the recipient alone is kept up beside it."""
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, Notification._meta.db_table)
+    by_recipient = [info["columns"] for info in constraints.values()
+                    if info["index"] and info["columns"][:1] == ["recipient_id"]]
+    assert by_recipient == [["recipient_id", "read_at", "id"]]
