@@ -59,7 +59,9 @@ class Service(models.Model):
 class Availability(models.Model):
     """A stretch of time a therapist can work; it may cross midnight."""
 
-    therapist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="availability")
+    # Indexed by availability_lookup below, which leads with it.
+    therapist = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="availability",
+                                  db_index=False)
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField()
 
@@ -124,7 +126,8 @@ class Appointment(models.Model):
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="appointments")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="appointments")
     therapist = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="appointments"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="appointments",
+        db_index=False,  # appt_therapist_start leads with it
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     starts_at = models.DateTimeField()
@@ -309,14 +312,15 @@ class AppointmentEvent(models.Model):
         SEEN = "seen", "Seen by the therapist"
         HELD = "held", "Assign by hand (on/off)"
 
-    appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="events")
+    # event_appointment and event_therapist below lead with these two keys.
+    appointment = models.ForeignKey(Appointment, on_delete=models.CASCADE, related_name="events", db_index=False)
     kind = models.CharField(max_length=32, choices=Kind.choices)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+",
         help_text="Empty when the system acted (the deadline sweep).",
     )
     therapist = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+", db_index=False,
     )
     from_status = models.CharField(max_length=16, blank=True)
     to_status = models.CharField(max_length=16)

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from accounts.models import User
-from scheduling.models import Appointment, AppointmentEvent, AppointmentRejection
+from scheduling.models import Appointment, AppointmentEvent, AppointmentRejection, Availability
 from tests.conftest import make_therapist
 
 # count + page (with client, service, therapist joined) + the page's rejections.
@@ -86,3 +86,23 @@ def test_events_feed_costs_a_fixed_number_of_queries(
         response = client.get("/api/scheduling/events/", {"after": 0})
     assert response.status_code == 200
     assert len(response.json()["results"]) == n
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("model", "column", "composite"), [
+    (Appointment, "therapist_id", ["therapist_id", "starts_at"]),
+    (AppointmentEvent, "appointment_id", ["appointment_id", "id"]),
+    (AppointmentEvent, "therapist_id", ["therapist_id", "id"]),
+    (Availability, "therapist_id", ["therapist_id", "starts_at", "ends_at"]),
+])
+def test_a_key_is_indexed_once_by_the_composite_that_leads_with_it(model, column, composite):
+    """Every transition updates an appointment and writes an event (a sweep batch
+    500 of each): each index is one more entry written, so a key the composite
+    index already leads with has no index of its own."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        constraints = connection.introspection.get_constraints(cursor, model._meta.db_table)
+    leading = [info["columns"] for info in constraints.values()
+               if info["index"] and not info["primary_key"] and info["columns"][:1] == [column]]
+    assert leading == [composite]
