@@ -126,8 +126,7 @@ class Appointment(models.Model):
     client = models.ForeignKey(Client, on_delete=models.PROTECT, related_name="appointments")
     service = models.ForeignKey(Service, on_delete=models.PROTECT, related_name="appointments")
     therapist = models.ForeignKey(
-        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="appointments",
-        db_index=False,  # appt_therapist_start leads with it
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="appointments"
     )
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
     starts_at = models.DateTimeField()
