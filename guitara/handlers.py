@@ -92,9 +92,6 @@ class SyncChainASGIHandler(ASGIHandler):
             response.close()
         return response
 
-    async def get_response_async(self, request):
-        return await sync_to_async(self.get_response, thread_sensitive=True)(request)
-
 
 def get_asgi_application() -> SyncChainASGIHandler:
     """`django.core.asgi.get_asgi_application` with this handler."""
