@@ -221,7 +221,8 @@ def _capped_unread(recipient: str, *, extra: str = "") -> str:
     """SQL for `recipient`'s unread count, stopping after `UNREAD_CAP` (+ `extra`)
     entries of the (recipient, read_at, -id) index: the same cost however many
     are unread. On PostgreSQL a function holds the one plan that stops there (its
-    migration says why the planner, left to itself, did not)."""
+    migration, 0005, says why the planner, left to itself, did not; 0006 why the
+    recipient has no other index it could walk instead)."""
     limit = f"{UNREAD_CAP} + {extra}" if extra else f"{UNREAD_CAP}"
     if connection.vendor == "postgresql":
         return f"notifications_unread_capped({recipient}, {limit})"
