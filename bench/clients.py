@@ -77,6 +77,7 @@ async def load(servers: list[Server], requests: list[Request], concurrency: int,
         **cpu.result,
         # Robust to a busy machine, unlike req/s: what one request cost the server.
         "server_cpu_ms_per_request": round(1000 * cpu.server_seconds / max(1, len(timed)), 2),
+        "machine_cpu_ms_per_request": round(1000 * cpu.machine_seconds / max(1, len(timed)), 2),
     }
 
 

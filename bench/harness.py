@@ -217,6 +217,8 @@ class CpuMeter:
         cores = os.cpu_count() or 1
         self.server_seconds = sum(process_cpu_seconds(s.process.pid) - c
                                   for s, c in zip(self.servers, self._servers, strict=True))
+        # Every process on the machine: the servers, this client, PostgreSQL, Redis.
+        self.machine_seconds = (busy1 - busy0) / _TICK
         self.result = {
             "server_cpu_pct": round(100 * self.server_seconds / wall, 1),
             "client_cpu_pct": round(100 * (time.process_time() - self._client) / wall, 1),

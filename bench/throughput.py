@@ -63,6 +63,19 @@ def measure(server_list: list[Server], endpoint: str, pool: Pool, concurrency: i
     return asyncio.run(load(server_list, reqs, concurrency, warmup=warmup))
 
 
+def ceiling(result: dict, healthz: dict) -> float | None:
+    """The share of /healthz's req/s the transition would reach if the server's
+    own work per request were only what /healthz costs it: everything else the
+    request costs the machine (PostgreSQL, Redis, the load generator) as
+    measured, and the cores as busy. No change to the application's Python can
+    take a transition beyond it."""
+    extra = result["server_cpu_ms_per_request"] - healthz["server_cpu_ms_per_request"]
+    rest = result["machine_cpu_ms_per_request"] - extra
+    if rest <= 0:
+        return None
+    return ratio(result["rps"] * result["machine_cpu_ms_per_request"] / rest, healthz["rps"])
+
+
 def counts_for(concurrency: int) -> int:
     return {1: sized(150, 30), 8: sized(400, 80), 32: sized(500, 100)}[concurrency]
 
@@ -87,4 +100,5 @@ def run(world: data.World, *, concurrencies: tuple[int, ...] = (1, 8, 32)) -> di
         for endpoint in ENDPOINTS[1:]:
             for concurrency, result in table[endpoint].items():
                 result["x_healthz_rps"] = ratio(result["rps"], table["healthz"][concurrency]["rps"])
+                result["ceiling_x_healthz"] = ceiling(result, table["healthz"][concurrency])
     return {"server": "daphne", "processes": 1, "endpoints": results, "two_processes": two}
